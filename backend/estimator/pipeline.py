@@ -1,0 +1,95 @@
+"""`Estimator`: photo in, full-size camera-space normal map and face mask out.
+
+read -> detect faces -> cut a square crop per face -> networks (all faces in one batch)
+-> paste each crop's normals back with a soft mask -> one map, flat (0, 0, 1) away from faces.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import geometry
+from .detection import FaceBox, FaceDetector
+from .image_io import MAX_PIXELS, read_image
+from .weights import DEFAULT_WEIGHTS, load_model
+
+
+class NoFaceError(ValueError):
+    """The photo holds no face the detector can find."""
+
+
+@dataclasses.dataclass
+class NormalMap:
+    normals: np.ndarray          # (H, W, 3) float32 unit vectors, camera space, OpenGL convention
+    mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
+    faces: list[FaceBox]         # the detected boxes (empty when detection was skipped)
+    timings: dict[str, float]    # seconds per step: read, detect, network, paste
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but this PyTorch sees no CUDA device")
+    return torch.device(name)
+
+
+class Estimator:
+    def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
+                 max_pixels: int = MAX_PIXELS):
+        self.device = pick_device(device)
+        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        self.model = load_model(self.weights, self.device)
+        self.size = self.model.config.input_size
+        self.detector = FaceDetector()
+        self.max_pixels = max_pixels
+
+    def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True) -> NormalMap:
+        start = time.perf_counter()
+        image = read_image(path, max_pixels=self.max_pixels)
+        result = self.estimate(image, detect=detect)
+        result.timings = {"read": time.perf_counter() - start, **result.timings}
+        return result
+
+    def estimate(self, image: np.ndarray, *, detect: bool = True) -> NormalMap:
+        """Normals for an RGB float image (H, W, 3) in [0, 1].  With detect=False the image is
+        taken to be a face crop already."""
+        height, width = image.shape[:2]
+        timings = {}
+        start = time.perf_counter()
+        if detect:
+            faces = self.detector.detect(image)
+            if not faces:
+                raise NoFaceError("no face found in the photo (if it is already a cropped face, "
+                                  "turn detection off: --no-detect)")
+            crops = [geometry.crop_for_face(face) for face in faces]
+        else:
+            faces = []
+            crops = [geometry.crop_whole_image(height, width)]
+        timings["detect"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        batch = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
+        crop_normals = self.predict_crops(batch)
+        timings["network"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        crop_mask = (geometry.face_mask(self.size) if detect
+                     else np.ones((self.size, self.size), np.float32))
+        pasted = [geometry.paste_back(n, crop_mask, crop, height, width)
+                  for n, crop in zip(crop_normals, crops)]
+        normals, mask = geometry.composite(pasted, height, width)
+        timings["paste"] = time.perf_counter() - start
+        return NormalMap(normals, mask, faces, timings)
+
+    @torch.inference_mode()
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) float crops in [0, 1] -> (N, S, S, 3) unit normals."""
+        tensor = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(self.device)
+        normals = self.model(tensor.float())
+        return normals.permute(0, 2, 3, 1).float().cpu().numpy()

@@ -1,0 +1,36 @@
+"""Shared fixtures: real photos from installed packages and model checkpoints the tests make."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut portrait (ships inside the wheel), uint8 RGB 512x512."""
+    from skimage import data
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def astronaut_path(astronaut, tmp_path_factory) -> Path:
+    from PIL import Image
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    Image.fromarray(astronaut).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def untrained_weights(tmp_path_factory) -> Path:
+    """A checkpoint of the real architecture with seeded random weights (BatchNorm statistics left
+    at their defaults): the pipeline's geometry and I/O do not depend on what the model learned."""
+    import torch
+
+    from backend.estimator.networks import build_model
+    from backend.estimator.weights import save_weights
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "untrained.safetensors"
+    save_weights(build_model(), path, provenance={"made_by": "tests/conftest.py", "trained": False})
+    return path

@@ -1,0 +1,92 @@
+"""`python -m backend predict|info` end to end, as a user runs them (a real subprocess)."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run_backend(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def _decode(path):
+    coded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert coded.dtype == np.uint16 and coded.ndim == 3
+    return coded[..., ::-1].astype(np.float32) / 65535 * 2 - 1
+
+
+def test_predict_writes_normal_map_mask_npy_and_exr(tmp_path, astronaut_path, untrained_weights):
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights,
+                       "--npy", "--exr")
+    assert done.returncode == 0, done.stderr
+    normals = _decode(tmp_path / "astronaut_normal.png")
+    assert normals.shape == (512, 512, 3)
+    assert np.abs(np.linalg.norm(normals, axis=-1) - 1).max() < 1e-3
+    mask = cv2.imread(str(tmp_path / "astronaut_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.dtype == np.uint8 and mask.shape == (512, 512) and mask.max() == 255
+    raw = np.load(tmp_path / "astronaut_normal.npy")
+    assert raw.dtype == np.float32 and raw.shape == (512, 512, 3)
+    assert np.abs(raw - normals).max() < 1e-4
+    exr = cv2.imread(str(tmp_path / "astronaut_normal.exr"), cv2.IMREAD_UNCHANGED)
+    assert exr is not None and np.abs(exr[..., ::-1] - raw).max() < 1e-6
+    assert "1 face detected" in done.stdout
+
+
+def test_directx_output_mirrors_green(tmp_path, astronaut_path, untrained_weights):
+    for convention in ("opengl", "directx"):
+        done = run_backend("predict", astronaut_path, "-o", tmp_path / convention,
+                           "--weights", untrained_weights, "--convention", convention)
+        assert done.returncode == 0, done.stderr
+    opengl = _decode(tmp_path / "opengl" / "astronaut_normal.png")
+    directx = _decode(tmp_path / "directx" / "astronaut_normal.png")
+    assert np.abs(directx[..., 1] + opengl[..., 1]).max() < 1e-4
+    assert np.abs(directx[..., [0, 2]] - opengl[..., [0, 2]]).max() < 1e-4
+
+
+def test_batch_reports_bad_files_and_finishes_the_rest(tmp_path, astronaut_path, untrained_weights):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.open(astronaut_path).save(folder / "a_first.jpg", quality=95)
+    (folder / "b_broken.jpg").write_bytes(b"not really a jpeg")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(folder / "c_wall.png")
+    Image.open(astronaut_path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "d_last.png")
+    out = tmp_path / "out"
+    done = run_backend("predict", folder, "-o", out, "--weights", untrained_weights)
+    assert done.returncode == 1
+    assert (out / "a_first_normal.png").exists() and (out / "d_last_normal.png").exists()
+    assert not (out / "b_broken_normal.png").exists() and not (out / "c_wall_normal.png").exists()
+    assert "b_broken.jpg: not a readable image" in done.stderr
+    assert "c_wall.png: no face found" in done.stderr
+    assert "2 of 4 inputs failed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "4/4" in done.stderr  # the progress bar ran to the end
+
+
+def test_no_detect_treats_the_input_as_a_crop(tmp_path, untrained_weights):
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    done = run_backend("predict", tmp_path / "wall.png", "--no-detect", "-o", tmp_path / "o",
+                       "--weights", untrained_weights)
+    assert done.returncode == 0, done.stderr
+    assert _decode(tmp_path / "o" / "wall_normal.png").shape == (120, 160, 3)
+
+
+def test_missing_weights_and_bad_device_are_one_line_errors(tmp_path, astronaut_path, untrained_weights):
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", tmp_path / "none.safetensors")
+    assert done.returncode == 2 and done.stderr.startswith("error: weights file not found")
+    assert "Traceback" not in done.stderr
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights,
+                       "--device", "cuda:7")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_info_describes_the_model(untrained_weights):
+    done = run_backend("info", "--weights", untrained_weights, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["device"] == "cpu" and 1_000_000 < report["parameters"] < 8_000_000
+    assert report["provenance"]["made_by"] == "tests/conftest.py"
