@@ -7,7 +7,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-DETECTION_SIDE = 1024  # photos are searched at most at this size: faster, and Haar needs no more
+DETECTION_SIDE = 640  # photos are searched at most at this size: faster, and Haar needs no more
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,15 +23,23 @@ class FaceBox:
     def centre(self) -> tuple[float, float]:
         return self.x + self.width / 2, self.y + self.height / 2
 
-    def iou(self, other: "FaceBox") -> float:
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def intersection(self, other: "FaceBox") -> float:
         w = min(self.x + self.width, other.x + other.width) - max(self.x, other.x)
         h = min(self.y + self.height, other.y + other.height) - max(self.y, other.y)
-        inter = max(w, 0) * max(h, 0)
-        return inter / (self.width * self.height + other.width * other.height - inter)
+        return max(w, 0) * max(h, 0)
+
+    def iou(self, other: "FaceBox") -> float:
+        inter = self.intersection(other)
+        return inter / (self.area + other.area - inter)
 
 
 class FaceDetector:
-    def __init__(self, *, min_face_fraction: float = 0.06, min_neighbours: int = 5):
+    def __init__(self, *, min_face_fraction: float = 0.06, min_neighbours: int = 5,
+                 scale_step: float = 1.15):
         folder = cv2.data.haarcascades
         self.frontal = cv2.CascadeClassifier(folder + "haarcascade_frontalface_alt2.xml")
         self.profile = cv2.CascadeClassifier(folder + "haarcascade_profileface.xml")
@@ -39,6 +47,7 @@ class FaceDetector:
             raise RuntimeError(f"OpenCV's face cascades are missing from {folder}")
         self.min_face_fraction = min_face_fraction
         self.min_neighbours = min_neighbours
+        self.scale_step = scale_step
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces in an RGB float image (H, W, 3), largest first."""
@@ -61,16 +70,17 @@ class FaceDetector:
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray, min_side: int) -> list[FaceBox]:
         boxes, _levels, weights = cascade.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=self.min_neighbours, minSize=(min_side, min_side),
+            gray, scaleFactor=self.scale_step, minNeighbors=self.min_neighbours, minSize=(min_side, min_side),
             outputRejectLevels=True)
         return [FaceBox(float(x), float(y), float(w), float(h), float(s))
                 for (x, y, w, h), s in zip(boxes, np.ravel(weights))]
 
 
 def _suppress_overlaps(boxes: list[FaceBox], threshold: float = 0.3) -> list[FaceBox]:
-    """Keep the largest of boxes that overlap (the same face seen by two cascades)."""
+    """Keep the largest of boxes that overlap: the same face seen by two cascades, or a part of a
+    face (an eye, a cheek) that a profile cascade mistook for a small face inside it."""
     kept: list[FaceBox] = []
-    for box in sorted(boxes, key=lambda b: b.width * b.height, reverse=True):
-        if all(box.iou(k) < threshold for k in kept):
+    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
+        if all(box.intersection(k) < threshold * box.area for k in kept):
             kept.append(box)
     return kept

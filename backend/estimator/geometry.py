@@ -5,6 +5,7 @@ need no rotation on the way back (the crop only translates and scales the image)
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -59,36 +60,52 @@ def face_mask(crop_size: int) -> np.ndarray:
     return np.clip((1.0 - r) / 0.15, 0.0, 1.0)
 
 
-def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop-space normals (S, S, 3) and mask (S, S) -> full-size normals and mask."""
-    inverse = cv2.invertAffineTransform(crop.affine_to(normals.shape[0]))
+@dataclasses.dataclass
+class Patch:
+    """One face's normals and mask, resampled into the photo's pixels over rows x cols."""
+    rows: slice
+    cols: slice
+    normals: np.ndarray  # (len(rows), len(cols), 3)
+    mask: np.ndarray     # (len(rows), len(cols))
+
+
+def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
+    """Crop-space normals (S, S, 3) and mask (S, S) -> the photo-space patch the crop covers."""
+    x_start, y_start = max(0, math.floor(crop.x0)), max(0, math.floor(crop.y0))
+    x_stop = min(width, math.ceil(crop.x0 + crop.side))
+    y_stop = min(height, math.ceil(crop.y0 + crop.side))
+    size = (max(x_stop - x_start, 0), max(y_stop - y_start, 0))
+    # patch pixel (i, j) is photo pixel (x_start + i, y_start + j)
+    to_crop = crop.affine_to(normals.shape[0]) @ np.array(
+        [[1, 0, x_start], [0, 1, y_start], [0, 0, 1]], np.float64)
     # Replicating the border keeps the window's outermost half pixel valid; beyond the window the
     # mask is then cut to zero, so nothing outside the crop is claimed.
-    full_normals = cv2.warpAffine(normals, inverse, (width, height), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
-    full_mask = cv2.warpAffine(mask, inverse, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-    ys, xs = np.arange(height) + 0.5, np.arange(width) + 0.5
-    inside_rows = (ys >= crop.y0) & (ys <= crop.y0 + crop.side)
-    inside_cols = (xs >= crop.x0) & (xs <= crop.x0 + crop.side)
-    full_mask[~inside_rows] = 0
-    full_mask[:, ~inside_cols] = 0
-    return full_normals, full_mask
+    warp = dict(dsize=size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE)
+    patch_normals = cv2.warpAffine(normals, to_crop, **warp).reshape(size[1], size[0], 3)
+    patch_mask = cv2.warpAffine(mask, to_crop, **warp).reshape(size[1], size[0])
+    ys, xs = np.arange(y_start, y_stop) + 0.5, np.arange(x_start, x_stop) + 0.5
+    patch_mask[(ys < crop.y0) | (ys > crop.y0 + crop.side)] = 0
+    patch_mask[:, (xs < crop.x0) | (xs > crop.x0 + crop.side)] = 0
+    return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_normals, patch_mask)
 
 
-def composite(pasted: list[tuple[np.ndarray, np.ndarray]], height: int, width: int,
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-face (normals, mask) pairs: each pixel takes the face whose mask is strongest there,
-    blended toward the flat normal (0, 0, 1) as that mask fades."""
+def composite(patches: list[Patch], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the faces' patches into full-size (normals, mask): each pixel takes the face whose
+    mask is strongest there, blended toward the flat normal (0, 0, 1) as that mask fades."""
     normals = np.zeros((height, width, 3), np.float32)
     normals[..., 2] = 1.0
     mask = np.zeros((height, width), np.float32)
-    for face_normals, face_mask_full in pasted:
-        stronger = face_mask_full > mask
-        normals[stronger] = face_normals[stronger]
-        mask[stronger] = face_mask_full[stronger]
-    flat = np.array([0, 0, 1], np.float32)
-    blended = normals * mask[..., None] + flat * (1 - mask[..., None])
-    blended /= np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
-    return blended, mask
+    for patch in patches:
+        region_normals, region_mask = normals[patch.rows, patch.cols], mask[patch.rows, patch.cols]
+        stronger = patch.mask > region_mask
+        region_normals[stronger] = patch.normals[stronger]
+        region_mask[stronger] = patch.mask[stronger]
+    if patches:  # blend once, over the box that holds every patch
+        rows = slice(min(p.rows.start for p in patches), max(p.rows.stop for p in patches))
+        cols = slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches))
+        weight = mask[rows, cols, None]
+        blended = normals[rows, cols] * weight
+        blended[..., 2] += 1 - weight[..., 0]
+        normals[rows, cols] = blended / np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
+    return normals, mask

@@ -200,7 +200,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass: convolutions, linear layers and attention products
+    """Multiply-accumulates of one forward pass: (transposed) convolutions, linear layers, attention
     (the layers that carry the cost; norms and activations are left out, as the field does)."""
     total = 0
 
@@ -208,6 +208,11 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
         nonlocal total
         per_output = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
         total += output.numel() * per_output
+
+    def transposed_conv_hook(layer, inputs, _output):
+        nonlocal total
+        per_input = layer.out_channels // layer.groups * math.prod(layer.kernel_size)
+        total += inputs[0].numel() * per_input
 
     def linear_hook(layer, _inputs, output):
         nonlocal total
@@ -223,6 +228,8 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             handles.append(layer.register_forward_hook(conv_hook))
+        elif isinstance(layer, nn.ConvTranspose2d):
+            handles.append(layer.register_forward_hook(transposed_conv_hook))
         elif isinstance(layer, nn.Linear) and not isinstance(layer, nn.modules.linear.NonDynamicallyQuantizableLinear):
             handles.append(layer.register_forward_hook(linear_hook))
         elif isinstance(layer, nn.MultiheadAttention):

@@ -52,8 +52,9 @@ class Estimator:
     def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True) -> NormalMap:
         start = time.perf_counter()
         image = read_image(path, max_pixels=self.max_pixels)
+        read_seconds = time.perf_counter() - start
         result = self.estimate(image, detect=detect)
-        result.timings = {"read": time.perf_counter() - start, **result.timings}
+        result.timings = {"read": read_seconds, **result.timings}
         return result
 
     def estimate(self, image: np.ndarray, *, detect: bool = True) -> NormalMap:
@@ -81,9 +82,9 @@ class Estimator:
         start = time.perf_counter()
         crop_mask = (geometry.face_mask(self.size) if detect
                      else np.ones((self.size, self.size), np.float32))
-        pasted = [geometry.paste_back(n, crop_mask, crop, height, width)
-                  for n, crop in zip(crop_normals, crops)]
-        normals, mask = geometry.composite(pasted, height, width)
+        patches = [geometry.paste_back(n, crop_mask, crop, height, width)
+                   for n, crop in zip(crop_normals, crops)]
+        normals, mask = geometry.composite(patches, height, width)
         timings["paste"] = time.perf_counter() - start
         return NormalMap(normals, mask, faces, timings)
 

@@ -67,11 +67,20 @@ def test_crop_is_a_square_around_the_face():
 def test_cut_then_paste_returns_the_same_pixels_in_place(photo):
     crop = geometry.Crop(x0=150.0, y0=40.0, side=200.0)
     cut = geometry.cut_crop(photo, crop, 256)
-    restored, mask = geometry.paste_back(cut, np.ones((256, 256), np.float32), crop, 512, 512)
-    inside = (slice(45, 235), slice(155, 345))
-    assert np.abs(restored[inside] - photo[inside]).mean() < 0.02
-    assert mask[inside].min() > 0.99
-    assert mask[:30].max() == 0 and mask[:, 360:].max() == 0
+    patch = geometry.paste_back(cut, np.ones((256, 256), np.float32), crop, 512, 512)
+    assert (patch.rows, patch.cols) == (slice(40, 240), slice(150, 350))
+    assert np.abs(patch.normals - photo[patch.rows, patch.cols]).mean() < 0.02
+    assert patch.mask.min() > 0.99
+
+
+def test_patch_is_clipped_to_the_photo_and_masked_to_the_window():
+    crop = geometry.Crop(x0=-20.5, y0=450.75, side=100.0)   # spans x -20.5..79.5, y 450.75..550.75
+    patch = geometry.paste_back(np.ones((64, 64, 3), np.float32), np.ones((64, 64), np.float32),
+                                crop, 512, 512)
+    assert (patch.rows, patch.cols) == (slice(450, 512), slice(0, 80))
+    assert patch.normals.shape == (62, 80, 3)
+    assert patch.mask[0].max() == 0            # row 450's centre (450.5) lies above the window
+    assert patch.mask[1:].min() == 1.0         # every pixel whose centre is inside counts
 
 
 def _sphere_normals(size):
@@ -86,25 +95,27 @@ def test_paste_back_keeps_the_orientation_of_camera_space_normals():
     """A sphere's normals pasted into a photo still point right on the right and up at the top:
     the crop/paste path neither flips nor transposes."""
     crop = geometry.Crop(x0=300.0, y0=100.0, side=200.0)
-    normals, mask = geometry.paste_back(_sphere_normals(256), np.ones((256, 256), np.float32),
-                                        crop, 480, 640)
+    patch = geometry.paste_back(_sphere_normals(256), np.ones((256, 256), np.float32), crop, 480, 640)
+    normals, mask = geometry.composite([patch], 480, 640)
     assert normals[200, 490, 0] > 0.8 and normals[200, 310, 0] < -0.8   # right side +x, left -x
     assert normals[110, 400, 1] > 0.8 and normals[290, 400, 1] < -0.8   # top +y, bottom -y
     assert normals[200, 400, 2] > 0.99
-    merged, merged_mask = geometry.composite([(normals, mask)], 480, 640)
-    assert np.allclose(merged[10, 10], [0, 0, 1]) and merged_mask[10, 10] == 0
-    assert np.allclose(np.linalg.norm(merged, axis=-1), 1, atol=1e-5)
+    assert np.allclose(normals[10, 10], [0, 0, 1]) and mask[10, 10] == 0
+    assert np.allclose(np.linalg.norm(normals, axis=-1), 1, atol=1e-5)
 
 
 def test_overlapping_faces_each_keep_their_strongest_pixels():
-    height, width = 100, 200
-    up = np.zeros((height, width, 3), np.float32); up[..., 1] = 1
-    right = np.zeros((height, width, 3), np.float32); right[..., 0] = 1
-    left_mask = np.zeros((height, width), np.float32); left_mask[:, :120] = 1.0
-    right_mask = np.zeros((height, width), np.float32); right_mask[:, 80:] = 0.5
-    normals, mask = geometry.composite([(up, left_mask), (right, right_mask)], height, width)
-    assert np.allclose(normals[50, 100], [0, 1, 0])          # left face is stronger here
-    assert normals[50, 150, 0] > 0.5 and mask[50, 150] == 0.5  # only the right face reaches here
+    def patch(columns, axis, strength):
+        normals = np.zeros((100, columns.stop - columns.start, 3), np.float32)
+        normals[..., axis] = 1
+        mask = np.full(normals.shape[:2], strength, np.float32)
+        return geometry.Patch(slice(0, 100), columns, normals, mask)
+
+    up, right = patch(slice(0, 120), 1, 1.0), patch(slice(80, 200), 0, 0.5)
+    normals, mask = geometry.composite([up, right], 100, 200)
+    assert np.allclose(normals[50, 100], [0, 1, 0])            # the left face is stronger here
+    assert mask[50, 150] == 0.5                                 # only the right face reaches here
+    assert np.allclose(normals[50, 150], np.array([0.5, 0, 0.5]) / np.sqrt(0.5))  # half-way to flat
     assert np.allclose(normals[50, 10], [0, 1, 0])
 
 

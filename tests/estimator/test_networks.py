@@ -76,3 +76,8 @@ def test_config_round_trip_rejects_unknown_keys():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown model settings"):
         ModelConfig.from_dict({"depth": 3})
+
+
+def test_mac_counter_on_a_transposed_convolution():
+    layer = torch.nn.ConvTranspose2d(4, 8, 4, stride=2, padding=1)
+    assert count_macs(layer, torch.rand(1, 4, 10, 10)) == 10 * 10 * 4 * 8 * 16
