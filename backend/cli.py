@@ -1,4 +1,4 @@
-"""`python -m backend <command>`: predict normal maps, describe the model."""
+"""`python -m backend <command>`: predict normal maps, describe the model, train, evaluate."""
 from __future__ import annotations
 
 import argparse
@@ -30,8 +30,53 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=run_info)
 
+    train = commands.add_parser("train", help="render synthetic pairs and train both networks")
+    train.add_argument("--data", required=True, help="the ICT-FaceKit folder")
+    train.add_argument("--photos", help="a folder of real face photos for the unpaired path")
+    train.add_argument("--output", default="backend/weights/face_normals",
+                       help="output path stem (default: the shipped weights' place)")
+    train.add_argument("--cache", default=".cache/renders", help="where rendered pairs are kept")
+    train.add_argument("--smoke", action="store_true", help="a few steps on a few renders, to check the path")
+    _add_settings_options(train)
+    train.set_defaults(run=run_train)
+
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from .training.train import TrainSettings
+    for field in dataclasses.fields(TrainSettings):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, type=type(field.default), default=None,
+                                help=f"default {field.default}")
+
+
+SMOKE = dict(samples=12, rags=8, coarse_steps=2, coarse_batch=4, refine_steps=2, refine_batch=4,
+             refine_crop=96, unpaired_every=1)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .training.facekit import FaceKitError
+    from .training.train import TrainSettings, train
+
+    chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
+              if getattr(args, f.name) is not None}
+    settings = TrainSettings(**{**(SMOKE if args.smoke else {}), **chosen})
+    try:
+        report = train(Path(args.data), Path(args.output), Path(args.cache), settings,
+                       Path(args.photos) if args.photos else None)
+    except FaceKitError as error:
+        return _fail(str(error))
+    print(json.dumps(report["timings_s"]))
+    return 0
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

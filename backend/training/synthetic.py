@@ -1,0 +1,515 @@
+"""Synthetic training pairs from the ICT-FaceKit head: photo-like image, exact camera-space
+normals (OpenGL: +x right, +y up, +z toward the camera) and a face mask.
+
+The mesh is smooth and untextured, so everything a photo has beyond its shape is made up here:
+mesoscale skin relief (pores, wrinkles, creases) as a height field in the face's UV space that bends
+BOTH the shading normals and the ground-truth normals; procedural albedo; SH environments plus
+directional lights with screen-space cast shadows, specular and subsurface-like softening; hair,
+backgrounds, occluders; and a camera (white balance, tone curve, blur, noise, JPEG).
+Each sample is a pure function of its seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+from .facekit import FaceKit, Person, test_person, training_person
+from .rasterize import Fragments, rasterize
+
+UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
+FACE_HEIGHT_CM = 18.0  # chin to hairline of the mean head: sets how much of the crop a face fills
+FACE_CENTRE = np.array([0.0, 1.5, 9.0], np.float32)  # of the neutral head, cm
+
+
+@dataclasses.dataclass
+class Sample:
+    image: np.ndarray     # (S, S, 3) float32 sRGB in [0, 1]
+    normals: np.ndarray   # (S, S, 3) float32 unit vectors, camera space
+    mask: np.ndarray      # (S, S) float32, 1 on the visible face (skin above the chin, eyes)
+    valid: np.ndarray     # (S, S) float32, 1 wherever the normals are exact: face, neck, bare scalp
+
+
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head rotation in degrees: yaw about +y, then pitch about +x, then roll about +z."""
+    y, p, r = np.radians([yaw, pitch, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return (rz @ rx @ ry).astype(np.float32)
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    face = np.cross(b - a, c - a)  # length = twice the area: area-weighted sum
+    normals = np.stack([np.bincount(triangles.ravel(), np.repeat(face[:, k], 3), len(vertices))
+                        for k in range(3)], axis=1)
+    return (normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+class NoiseBank:
+    """Band-limited noise tiles at several scales, reused by random crops: cheaper than drawing
+    fresh noise for every texture of every sample."""
+
+    def __init__(self, size: int = UV_SIZE, scales=(0.7, 1.5, 3, 6, 12, 24, 48), seed: int = 1234):
+        rng = np.random.default_rng(seed)
+        self.size = size
+        self.tiles = {}
+        for sigma in scales:
+            tile = cv2.GaussianBlur(rng.standard_normal((2 * size, 2 * size)).astype(np.float32),
+                                    (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+            self.tiles[sigma] = tile / tile.std()
+        # hair-like: fine across, long along (strands run down the tile)
+        tile = cv2.GaussianBlur(rng.standard_normal((2 * size, 2 * size)).astype(np.float32),
+                                (0, 0), sigmaX=0.7, sigmaY=10, borderType=cv2.BORDER_REFLECT)
+        self.tiles["strands"] = tile / tile.std()
+
+    def sample(self, rng: np.random.Generator, sigma: float, shape: tuple[int, int]) -> np.ndarray:
+        tile = self.tiles[sigma]
+        y, x = rng.integers(0, tile.shape[0] - shape[0]), rng.integers(0, tile.shape[1] - shape[1])
+        patch = tile[y:y + shape[0], x:x + shape[1]]
+        return patch
+
+
+def _uv_points(uv: np.ndarray, size: int = UV_SIZE) -> np.ndarray:
+    """Face-tile UVs (v up) -> texture pixel coordinates (row 0 at the top), as cv2 wants them."""
+    return np.stack([uv[..., 0] * size, (1 - uv[..., 1]) * size], -1)
+
+
+def _draw_curve(canvas: np.ndarray, points: np.ndarray, value: float, thickness: int) -> None:
+    pts = np.round(_uv_points(points, canvas.shape[0]) * 16).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(canvas, [pts], False, value, thickness, cv2.LINE_AA, shift=4)
+
+
+def _bezier(p0, p1, p2, n=12) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
+
+
+class FaceRenderer:
+    def __init__(self, facekit: FaceKit, size: int = 256):
+        self.kit = facekit
+        self.size = size
+        self.noise = NoiseBank()
+        self.lm = facekit.landmark_uv
+        m = facekit.material
+        material = facekit.triangle_material
+        self.is_face = material == m["M_Face"]
+        self.is_eye = np.isin(material, [m["M_ScleraLeft"], m["M_ScleraRight"]])
+        self.is_iris = np.isin(material, [m["M_IrisLeft"], m["M_IrisRight"]])
+        self.is_mouth = np.isin(material, [m["M_Teeth"], m["M_GumsTongue"]])
+        self.is_teeth = material == m["M_Teeth"]
+        self.is_back = material == m["M_BackHead"]
+
+    # --- public ------------------------------------------------------------------------------
+    def training_sample(self, seed: int) -> Sample:
+        return self.render(training_person(seed, self.kit.expression_names), seed)
+
+    def test_sample(self, index: int) -> Sample:
+        person, seed = test_person(index, self.kit.expression_names)
+        return self.render(person, seed)
+
+    def render(self, person: Person, seed: int) -> Sample:
+        rng = np.random.default_rng([seed, 2])
+        s = self.size
+        vertices = self.kit.vertices(person)
+        normals_model = vertex_normals(vertices, self.kit.triangles)
+
+        # Pose and camera.
+        yaw = rng.normal(0, 20) if rng.random() < 0.7 else rng.uniform(-60, 60)
+        pitch, roll = rng.normal(0, 10), rng.normal(0, 6)
+        r = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
+                     float(np.clip(roll, -15, 15)))
+        distance = math.exp(rng.uniform(math.log(45), math.log(250)))    # cm: selfie to telephoto
+        fill = rng.uniform(0.5, 0.9)                                      # face height / crop side
+        focal = fill * s * distance / FACE_HEIGHT_CM
+        off_axis = np.radians(rng.uniform(-12, 12, 2))                    # where in the photo
+        centre_cam = np.array([math.tan(off_axis[0]) * distance, math.tan(off_axis[1]) * distance,
+                               -distance], np.float32)
+        cam = (vertices - FACE_CENTRE) @ r.T + centre_cam
+        depth = -cam[:, 2]
+        proj = np.stack([focal * cam[:, 0] / depth, -focal * cam[:, 1] / depth], 1)
+        face_px = np.array([focal * centre_cam[0] / distance, -focal * centre_cam[1] / distance])
+        shift = rng.uniform(-1, 1, 2) * (1 - fill) * s * 0.35
+        screen = proj - face_px + s / 2 + shift
+        fragments = rasterize(screen, depth, self.kit.triangles, s, s)
+
+        covered = fragments.triangle >= 0
+        tri = np.where(covered, fragments.triangle, 0)
+        tri_normals = (normals_model @ r.T)[self.kit.triangles]
+        normals = fragments.interpolate(tri_normals)
+        normals /= np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-8)
+        position = fragments.interpolate(cam[self.kit.triangles])
+        uv = fragments.interpolate(self.kit.triangle_uv)
+        model_y = fragments.interpolate(vertices[self.kit.triangles][..., 1:2])[..., 0]
+
+        skin = covered & self.is_face[tri]
+        # Skin relief: bends the normals that the image is shaded with AND the ground truth.
+        age = rng.beta(1.5, 2.5)
+        height = self._sample_uv(self._height_texture(rng, age), uv, skin)
+        normals = _bump(normals, position, height, skin)
+        normals[~covered] = (0, 0, 1)
+
+        hair_line = self._hair_line(rng)
+        hair = covered & ((self.is_back[tri] & (model_y > 2.0 - 6 * rng.random()))
+                          | (skin & (uv[..., 1] > hair_line(uv[..., 0]))))
+        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, model_y)
+        radiance = self._shade(rng, normals, position, depth_map=np.where(covered, -position[..., 2], np.inf),
+                               albedo=albedo, specular_weight=specular_weight, skin=skin, covered=covered,
+                               hair=hair, focal=focal)
+        # Mouth interior sits in the dark.
+        radiance[covered & self.is_mouth[tri]] *= rng.uniform(0.15, 0.5)
+
+        image, occluded = self._surroundings(rng, radiance, covered, fragments, screen, focal)
+        image = _camera(rng, image)
+        seen = covered & ~hair & ~occluded
+        above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
+        face = seen & ((skin & above_chin) | self.is_eye[tri] | self.is_iris[tri])
+        valid = seen & ~self.is_mouth[tri]
+        return Sample(image, normals.astype(np.float32), face.astype(np.float32),
+                      valid.astype(np.float32))
+
+    # --- textures in the face's UV space ---------------------------------------------------
+    def _sample_uv(self, texture: np.ndarray, uv: np.ndarray, where: np.ndarray) -> np.ndarray:
+        points = _uv_points(np.where(where[..., None], uv, 0), texture.shape[0]).astype(np.float32)
+        sampled = cv2.remap(texture, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT)
+        sampled[~where] = 0
+        return sampled
+
+    def _height_texture(self, rng: np.random.Generator, age: float) -> np.ndarray:
+        """Height in cm over the face tile: pores, fine wrinkles and the creases of a face."""
+        lm, n = self.lm, self.noise
+        shape = (UV_SIZE, UV_SIZE)
+        height = n.sample(rng, 0.7, shape) * rng.uniform(0.002, 0.008)           # pores
+        height += n.sample(rng, 1.5, shape) * rng.uniform(0.001, 0.006)          # fine texture
+        height += n.sample(rng, 12, shape) * rng.uniform(0.0, 0.05)              # soft unevenness
+        creases = np.zeros(shape, np.float32)
+        depth = 0.3 + 0.7 * age
+        # forehead lines
+        for _ in range(rng.integers(0, 2 + int(5 * age))):
+            v = rng.uniform(0.84, 0.95)
+            u0, u1 = rng.uniform(0.28, 0.42), rng.uniform(0.58, 0.72)
+            bend = rng.uniform(-0.015, 0.02)
+            _draw_curve(creases, _bezier(np.array([u0, v]), np.array([0.5, v + bend]),
+                                         np.array([u1, v + rng.uniform(-0.01, 0.01)])),
+                        rng.uniform(0.3, 1.0) * depth, int(rng.integers(1, 3)))
+        # frown lines between the brows
+        if rng.random() < 0.2 + 0.6 * age:
+            for side in (-1, 1):
+                u = 0.5 + side * rng.uniform(0.01, 0.03)
+                _draw_curve(creases, np.array([[u, 0.79], [u + side * 0.005, 0.85]]), 0.8 * depth, 2)
+        for side, corner, lids in ((-1, 36, (37, 38)), (1, 45, (44, 43))):
+            # crow's feet fanning out from the outer eye corner
+            for _ in range(rng.integers(0, 1 + int(6 * age))):
+                angle = rng.uniform(-0.6, 0.6)
+                start = lm[corner] + np.array([side * 0.02, 0])
+                length = rng.uniform(0.02, 0.06)
+                end = start + length * np.array([side * math.cos(angle), math.sin(angle)])
+                _draw_curve(creases, np.stack([start, end]), rng.uniform(0.3, 0.8) * depth, 1)
+            # upper eyelid crease
+            lid = np.stack([lm[corner], lm[lids[0]], lm[lids[1]], lm[39 if side < 0 else 42]])
+            _draw_curve(creases, lid + np.array([0, rng.uniform(0.012, 0.025)]), 0.8, 2)
+            # lower lid / eye bag
+            if rng.random() < 0.3 + 0.6 * age:
+                bag = np.stack([lm[corner], lm[41 if side < 0 else 46], lm[40 if side < 0 else 47],
+                                lm[39 if side < 0 else 42]])
+                _draw_curve(creases, bag - np.array([0, rng.uniform(0.02, 0.035)]), 0.5 * depth, 2)
+            # nasolabial fold: nose wing to beyond the mouth corner
+            if rng.random() < 0.5 + 0.5 * age:
+                wing = lm[31 if side < 0 else 35] + np.array([side * 0.03, 0.01])
+                mouth = lm[48 if side < 0 else 54] + np.array([side * 0.03, -0.04])
+                mid = (wing + mouth) / 2 + np.array([side * 0.02, 0])
+                _draw_curve(creases, _bezier(wing, mid, mouth), rng.uniform(0.5, 1.5) * depth,
+                            int(rng.integers(2, 5)))
+        # vertical lip lines
+        for _ in range(rng.integers(0, 4 + int(12 * age))):
+            u = rng.uniform(lm[48, 0] + 0.02, lm[54, 0] - 0.02)
+            v = rng.choice([lm[51, 1], lm[57, 1]]) + rng.uniform(-0.01, 0.01)
+            _draw_curve(creases, np.array([[u, v - 0.012], [u, v + 0.012]]), 0.3, 1)
+        creases = cv2.GaussianBlur(creases, (0, 0), 1.2)
+        height -= creases * rng.uniform(0.03, 0.08)          # creases are grooves, up to ~0.8 mm
+        # ears: folds on the outer tile edges
+        ears = n.sample(rng, 3, shape) * 0.03
+        edge = np.zeros(shape, np.float32)
+        edge[:, : int(0.07 * UV_SIZE)] = 1
+        edge[:, -int(0.07 * UV_SIZE):] = 1
+        return (height + ears * cv2.GaussianBlur(edge, (0, 0), 4)).astype(np.float32)
+
+    def _hair_line(self, rng: np.random.Generator):
+        """v above which the forehead is covered by hair, as a function of u."""
+        if rng.random() < 0.2:
+            return lambda u: np.full_like(u, 2.0)     # bald or hair swept back: no cover
+        top = rng.uniform(0.86, 0.98)
+        fringe = rng.uniform(0.0, 0.1) if rng.random() < 0.35 else 0.0
+        centre, width = rng.uniform(0.35, 0.65), rng.uniform(0.1, 0.3)
+        return lambda u: top - fringe * np.exp(-((u - centre) / width) ** 2) - 0.12 * (
+            np.abs(u - 0.5) > 0.3) * (np.abs(u - 0.5) - 0.3) * 4
+
+    def _albedo(self, rng, uv, tri, covered, skin, hair, model_y):
+        """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry)."""
+        n, lm = self.noise, self.lm
+        s = self.size
+        # Skin tone: from very light to very dark, with a warm bias; all linear RGB.
+        darkness = rng.beta(1.3, 1.6)
+        light, dark = np.array([0.78, 0.55, 0.45]), np.array([0.09, 0.045, 0.03])
+        tone = light * (dark / light) ** darkness
+        tone = tone * np.exp(rng.normal(0, [0.06, 0.06, 0.08]))
+        size = UV_SIZE // 2
+        texture = np.ones((size, size, 3), np.float32) * tone.astype(np.float32)
+        shape = (size, size)
+        blotch = n.sample(rng, 24, shape)[..., None] * rng.uniform(0.02, 0.1)
+        redness = n.sample(rng, 12, shape)[..., None] * rng.uniform(0.0, 0.08) * np.array([1, -0.5, -0.5])
+        texture *= np.exp(blotch + redness + n.sample(rng, 0.7, shape)[..., None] * 0.04)
+        lips = np.zeros(shape, np.float32)
+        cv2.fillPoly(lips, [np.round(_uv_points(lm[48:60], size) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        lips = cv2.GaussianBlur(lips, (0, 0), 1)[..., None]
+        lip_colour = tone * np.array([1.0, 0.55, 0.6]) * rng.uniform(0.6, 1.0)
+        if rng.random() < 0.15:  # lipstick
+            lip_colour = rng.uniform([0.2, 0.0, 0.02], [0.6, 0.1, 0.2])
+        texture = texture * (1 - lips) + lip_colour.astype(np.float32) * lips
+        hair_colour = np.array([0.02, 0.012, 0.008]) * math.exp(rng.normal(0, 1.0))
+        if rng.random() < 0.15:
+            hair_colour = np.full(3, rng.uniform(0.1, 0.5))            # gray or white hair
+        if rng.random() < 0.15:
+            hair_colour = np.array([0.35, 0.2, 0.08]) * rng.uniform(0.3, 1.0)  # blond / red
+        brows = np.zeros(shape, np.float32)
+        for part in (lm[17:22], lm[22:27]):
+            _draw_curve(brows, part + np.array([0, 0.01]), 1.0, int(rng.integers(3, 7)))
+        brows = cv2.GaussianBlur(brows, (0, 0), 1) * np.clip(0.6 + 0.5 * n.sample(rng, 0.7, shape), 0, 1)
+        brows = (brows * rng.uniform(0.4, 1.0))[..., None]
+        texture = texture * (1 - brows) + hair_colour.astype(np.float32) * brows
+        if rng.random() < 0.2:  # stubble or beard shadow
+            beard = np.zeros(shape, np.float32)
+            outline = np.concatenate([lm[2:15], lm[35:30:-1] + np.array([0, -0.02])])
+            cv2.fillPoly(beard, [np.round(_uv_points(outline, size) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+            beard = cv2.GaussianBlur(beard, (0, 0), 3) * (1 - lips[..., 0])
+            speckle = np.clip(n.sample(rng, 0.7, shape) * 0.5 + 0.5, 0, 1)
+            amount = (beard * speckle * rng.uniform(0.2, 0.8))[..., None]
+            texture = texture * (1 - amount) + hair_colour.astype(np.float32) * amount
+        if rng.random() < 0.15:  # freckles or moles
+            dots = np.clip(n.sample(rng, 0.7, shape) - rng.uniform(1.8, 2.6), 0, None)
+            texture *= np.exp(-dots * 1.5)[..., None]
+
+        albedo = self._sample_uv(texture, uv, skin)
+        specular = np.zeros((s, s), np.float32)
+        specular[skin] = rng.uniform(0.2, 1.0) * np.clip(
+            1 + 0.5 * n.sample(rng, 6, (s, s)), 0.2, 2)[skin]
+
+        eye = covered & self.is_eye[tri]
+        albedo[eye] = np.array([0.5, 0.42, 0.4]) * rng.uniform(0.5, 1.0)
+        iris = covered & self.is_iris[tri]
+        radius = np.linalg.norm(uv - 0.5, axis=-1)
+        iris_colour = rng.choice([np.array([0.05, 0.025, 0.01]), np.array([0.05, 0.1, 0.15]),
+                                  np.array([0.05, 0.08, 0.03]), np.array([0.08, 0.08, 0.08])])
+        iris_colour = iris_colour * math.exp(rng.normal(0, 0.4))
+        pupil = radius < rng.uniform(0.08, 0.16)
+        albedo[iris] = np.where(pupil[iris, None], 0.005, iris_colour)
+        specular[eye | iris] = 1.5      # wet
+        mouth = covered & self.is_mouth[tri]
+        albedo[mouth] = np.where(self.is_teeth[tri][mouth, None], np.array([0.6, 0.55, 0.45]),
+                                 tone * np.array([1.0, 0.4, 0.4]))
+        back = covered & self.is_back[tri] & ~hair
+        albedo[back] = tone * 0.95  # neck and scalp skin
+        strands = np.clip(0.7 + 0.5 * n.sample(rng, "strands", (s, s)), 0.1, 1.5)
+        albedo[hair] = (hair_colour * strands[hair, None]).astype(np.float32)
+        specular[hair] = 0.5
+        return albedo, specular
+
+    # --- light -------------------------------------------------------------------------------
+    def _shade(self, rng, normals, position, depth_map, albedo, specular_weight, skin, covered, hair,
+               focal):
+        s = self.size
+        # Ambient: second-order spherical harmonics, coloured.
+        base = rng.uniform(0.05, 0.8)
+        tint = np.exp(rng.normal(0, 0.12, 3))
+        sh = np.zeros((9, 3), np.float32)
+        sh[0] = base * tint
+        sh[1:4] = rng.normal(0, 0.35, (3, 1)) * base * tint * rng.uniform(0, 1)
+        sh[4:] = rng.normal(0, 0.12, (5, 1)) * base * tint
+        irradiance = np.clip(_sh_irradiance(normals, sh), 0, None)
+        view = -position / np.linalg.norm(position, axis=-1, keepdims=True).clip(1e-6)
+        specular = np.zeros((s, s, 3), np.float32)
+        for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3])):
+            direction = rng.normal(0, 1, 3)
+            direction[2] = abs(direction[2]) * rng.uniform(0.2, 1.5) - 0.1
+            direction /= np.linalg.norm(direction)
+            colour = np.exp(rng.normal(0, 0.1, 3)) * rng.uniform(0.4, 2.5)
+            wrap = rng.uniform(0, 0.4)
+            cosine = normals @ direction
+            lit = np.clip((cosine + wrap) / (1 + wrap), 0, None)
+            shadow = _screen_space_shadow(depth_map, position, direction, focal, rng.uniform(0.5, 4))
+            lit *= shadow
+            irradiance += lit[..., None] * colour
+            half = view + direction
+            half /= np.linalg.norm(half, axis=-1, keepdims=True).clip(1e-6)
+            shininess = math.exp(rng.uniform(math.log(8), math.log(120)))
+            strength = rng.uniform(0.02, 0.25) * (shininess + 8) / (8 * math.pi)
+            highlight = np.clip(np.einsum("hwc,hwc->hw", normals, half), 0, None) ** shininess
+            specular += (strength * highlight * np.clip(cosine, 0, None) * shadow)[..., None] * colour
+        # Subsurface scattering softens skin's shading, red the most.
+        softness = rng.uniform(0.3, 2.0)
+        weight = skin.astype(np.float32)
+        for channel, sigma in enumerate(softness * np.array([1.6, 0.9, 0.6])):
+            blurred = cv2.GaussianBlur(irradiance[..., channel] * weight, (0, 0), sigma)
+            norm = cv2.GaussianBlur(weight, (0, 0), sigma).clip(1e-4)
+            irradiance[..., channel] = np.where(skin, blurred / norm, irradiance[..., channel])
+        return albedo * irradiance + specular * specular_weight[..., None]
+
+    # --- what is around the face -----------------------------------------------------------
+    def _surroundings(self, rng, radiance, covered, fragments: Fragments, screen, focal):
+        s = self.size
+        image = np.where(covered[..., None], radiance, _background(rng, self.noise, s))
+        occluded = np.zeros((s, s), bool)
+        landmarks = screen[self.kit.landmark_vertices]
+        if rng.random() < 0.5:  # hair volume around the top of the head
+            silhouette = covered.astype(np.uint8)
+            grow = int(rng.integers(3, 25))
+            halo = cv2.dilate(silhouette, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+            halo = halo.astype(bool) & ~covered
+            eye_level = landmarks[36:48, 1].mean()
+            rows = np.arange(s)[:, None]
+            halo &= rows < eye_level + rng.uniform(-0.3, 0.6) * abs(landmarks[8, 1] - eye_level)
+            colour = np.exp(rng.normal(math.log(0.03), 1.0)) * np.array([1.0, 0.7, 0.5])
+            strands = np.clip(0.7 + 0.5 * self.noise.sample(rng, "strands", (s, s)), 0.1, 1.5)
+            image[halo] = (colour * strands[halo, None]).astype(np.float32)
+        layer = np.zeros((s, s), np.float32)
+        colour_layer = np.zeros((s, s, 3), np.float32)
+        if rng.random() < 0.25:  # loose hair strands over the face
+            colour = np.exp(rng.normal(math.log(0.03), 1.0)) * np.array([1.0, 0.7, 0.5])
+            for _ in range(rng.integers(5, 60)):
+                start = landmarks[rng.integers(17, 27)] + rng.normal(0, 8, 2) - np.array([0, 20])
+                bend = start + rng.normal(0, 25, 2) + np.array([0, 30])
+                end = bend + rng.normal(0, 25, 2) + np.array([0, 30])
+                pts = np.round(_bezier(start, bend, end) * 16).astype(np.int32).reshape(-1, 1, 2)
+                cv2.polylines(layer, [pts], False, 1.0, 1, cv2.LINE_AA, shift=4)
+            colour_layer[:] = colour
+        if rng.random() < 0.15:  # glasses
+            thickness = int(rng.integers(1, 4))
+            frame = rng.uniform(0, 0.3, 3)
+            for eye in (landmarks[36:42], landmarks[42:48]):
+                centre, width = eye.mean(0), np.ptp(eye[:, 0])
+                axes = (int(width * rng.uniform(0.8, 1.1)), int(width * rng.uniform(0.55, 0.8)))
+                cv2.ellipse(layer, tuple(np.round(centre).astype(int)), axes, 0, 0, 360, 1.0, thickness,
+                            cv2.LINE_AA)
+            bridge = np.round(landmarks[[39, 42]]).astype(int)
+            cv2.line(layer, tuple(bridge[0]), tuple(bridge[1]), 1.0, thickness, cv2.LINE_AA)
+            colour_layer[layer > 0] = frame
+        if rng.random() < 0.08:  # a hand or an object in front of the lower face
+            blob = np.zeros((s, s), np.float32)
+            centre = landmarks[rng.choice([8, 4, 12, 57])] + rng.normal(0, 10, 2)
+            axes = (int(rng.uniform(15, 45)), int(rng.uniform(25, 60)))
+            cv2.ellipse(blob, tuple(np.round(centre).astype(int)), axes, rng.uniform(0, 180), 0, 360, 1.0,
+                        -1, cv2.LINE_AA)
+            colour_layer[blob > 0] = rng.uniform(0.02, 0.6, 3)
+            layer = np.maximum(layer, blob)
+        image = image * (1 - layer[..., None]) + colour_layer * layer[..., None]
+        occluded |= layer > 0.25
+        return image, occluded
+
+
+def _sh_irradiance(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
+    """Irradiance from order-2 SH lighting (Ramamoorthi and Hanrahan's convolution)."""
+    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+    c1, c2, c3, c4, c5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
+    basis = np.stack([np.full_like(x, c4), 2 * c2 * y, 2 * c2 * z, 2 * c2 * x,
+                      2 * c1 * x * y, 2 * c1 * y * z, c3 * z * z - c5, 2 * c1 * x * z,
+                      c1 * (x * x - y * y)], -1)
+    return basis @ sh
+
+
+def _bump(normals, position, height, where):
+    """Bend normals by a height field given per pixel (Mikkelsen's surface gradient, with screen
+    derivatives of position and height)."""
+    dpdx = np.gradient(position, axis=1)
+    dpdy = np.gradient(position, axis=0)
+    dhdx = np.gradient(height, axis=1)
+    dhdy = np.gradient(height, axis=0)
+    r1 = np.cross(dpdy, normals)
+    r2 = np.cross(normals, dpdx)
+    det = np.einsum("hwc,hwc->hw", dpdx, r1)
+    gradient = np.sign(det)[..., None] * (dhdx[..., None] * r1 + dhdy[..., None] * r2)
+    bent = np.abs(det)[..., None] * normals - gradient
+    bent /= np.linalg.norm(bent, axis=-1, keepdims=True).clip(1e-12)
+    # Only where the whole 3x3 neighbourhood is skin (finite differences across edges are junk).
+    inner = cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    inner &= np.abs(det) > 1e-10
+    return np.where(inner[..., None], bent, normals)
+
+
+def _screen_space_shadow(depth_map, position, direction, focal, softness, steps=24):
+    """1 where the light reaches the pixel, 0 in a cast shadow: march toward the light in the depth
+    buffer (what is hidden from the camera casts nothing: fine for a face seen from the front)."""
+    s = depth_map.shape[0]
+    depth = -position[..., 2]
+    valid = np.isfinite(depth_map)
+    lit = np.ones((s, s), np.float32)
+    ys, xs = np.nonzero(valid)
+    z = depth[ys, xs]
+    blocked = np.zeros(len(ys), bool)
+    # step length: about 1.2 pixels at the pixel's depth
+    step_cm = 1.2 * z / focal
+    for k in range(1, steps + 1):
+        travel = step_cm * k * 1.0
+        px = xs + 0.5 + direction[0] * travel * focal / z
+        py = ys + 0.5 - direction[1] * travel * focal / z
+        ray_depth = z - direction[2] * travel
+        ix, iy = np.floor(px).astype(int), np.floor(py).astype(int)
+        inside = (ix >= 0) & (ix < s) & (iy >= 0) & (iy < s)
+        occluder = np.full(len(ys), np.inf)
+        occluder[inside] = depth_map[iy[inside], ix[inside]]
+        blocked |= occluder < ray_depth - 0.3
+    lit[ys[blocked], xs[blocked]] = 0
+    return cv2.GaussianBlur(lit, (0, 0), softness)
+
+
+def _background(rng, noise: NoiseBank, s: int) -> np.ndarray:
+    kind = rng.integers(0, 4)
+    a, b = rng.uniform(0, 0.8, 3) ** 2, rng.uniform(0, 0.8, 3) ** 2
+    if kind == 0:
+        return np.broadcast_to(a, (s, s, 3)).astype(np.float32).copy()
+    if kind == 1:
+        t = np.linspace(0, 1, s)[:, None] * math.cos(rng.uniform(0, math.pi)) + \
+            np.linspace(0, 1, s)[None, :] * math.sin(rng.uniform(0, math.pi))
+        t = (t - t.min()) / np.ptp(t)
+        return (a * (1 - t[..., None]) + b * t[..., None]).astype(np.float32)
+    if kind == 2:
+        sigma = rng.choice([1.5, 6, 24, 48])
+        t = np.clip(0.5 + 0.3 * noise.sample(rng, sigma, (s, s)), 0, 1)[..., None]
+        return (a * (1 - t) + b * t).astype(np.float32)
+    # a cluttered, photo-like scene: blurred shapes of many colours
+    image = np.broadcast_to(a, (s, s, 3)).astype(np.float32).copy()
+    for _ in range(rng.integers(4, 20)):
+        colour = tuple(float(c) for c in rng.uniform(0, 0.8, 3) ** 2)
+        if rng.random() < 0.5:
+            p0 = tuple(int(v) for v in rng.integers(-s // 2, s, 2))
+            p1 = tuple(int(v) for v in np.array(p0) + rng.integers(10, s, 2))
+            cv2.rectangle(image, p0, p1, colour, -1)
+        else:
+            cv2.ellipse(image, tuple(int(v) for v in rng.integers(0, s, 2)),
+                        tuple(int(v) for v in rng.integers(5, s // 2, 2)), float(rng.uniform(0, 180)),
+                        0, 360, colour, -1)
+    return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 6))
+
+
+def _camera(rng, radiance: np.ndarray) -> np.ndarray:
+    """Linear radiance -> an sRGB photo: exposure, white balance, blur, tone curve, noise, JPEG."""
+    image = radiance * np.exp(rng.normal(0, 0.05, 3)).astype(np.float32)  # white balance
+    image /= max(np.percentile(image, 99), 1e-4) * rng.uniform(0.8, 1.4)     # exposure
+    if rng.random() < 0.6:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.3))
+    image = np.clip(image, 0, 1) ** (1 / rng.uniform(1.8, 2.6))
+    if rng.random() < 0.3:  # an S-shaped contrast curve
+        k = rng.uniform(0.0, 0.5)
+        image = image + k * image * (1 - image) * (2 * image - 1)
+    image = image + rng.normal(0, rng.uniform(0, 0.03), image.shape).astype(np.float32)
+    if rng.random() < 0.08:
+        image = np.repeat(image.mean(axis=-1, keepdims=True), 3, axis=-1)
+    image = np.clip(image, 0, 1)
+    if rng.random() < 0.7:
+        quality = int(rng.integers(30, 96))
+        coded = cv2.imencode(".jpg", (image[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+        image = cv2.imdecode(coded, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+    return image.astype(np.float32)

@@ -1,0 +1,247 @@
+"""Two-stage training, as the paper does it, end to end in one command:
+
+1. the coarse exemplar network on a SMALL paired set (the "rags": `rags` renders);
+2. the refinement network on image + exemplar (coarse frozen) over the whole rendered set, plus,
+   when a folder of real face photos is given, the unpaired terms on those photos (the exemplar's
+   low frequencies must survive refinement; normals stay smooth where the photo is smooth).
+
+Writes <output>.safetensors (fp16), <output>.json (settings, timings), <output>_log.jsonl and
+<output>_loss.png.  Optionally also trains the no-attention coarse network for the ablation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_parameters
+from ..estimator.weights import save_weights
+from . import losses
+from .dataset import RenderedPairs, build_cache
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    samples: int = 6000          # rendered pairs in the cache
+    rags: int = 2000             # the small paired set the coarse network sees
+    coarse_steps: int = 600
+    coarse_batch: int = 32
+    refine_steps: int = 2500
+    refine_batch: int = 16
+    refine_crop: int = 160       # the refiner is convolutional: it trains on crops, runs on 256^2
+    learning_rate: float = 2e-3
+    gradient_weight: float = 1.0
+    unpaired_weight: float = 0.1
+    unpaired_every: int = 4      # one photo batch every this many refine steps
+    threads: int = 2
+    seed: int = 0
+    ablation: bool = True        # also train the coarse network without attention
+
+
+def learning_rate(step: int, total: int, peak: float) -> float:
+    """Linear warm-up over the first 3%, then cosine decay to zero."""
+    warm = max(1, int(0.03 * total))
+    if step < warm:
+        return peak * (step + 1) / warm
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def forever(loader: DataLoader):
+    while True:
+        yield from loader
+
+
+class Log:
+    def __init__(self, path: Path):
+        self.path, self.rows, self.start = path, [], time.perf_counter()
+        path.write_text("")
+
+    def __call__(self, **row) -> None:
+        row["seconds"] = round(time.perf_counter() - self.start, 1)
+        self.rows.append(row)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if row.get("step", 0) % 50 == 0 or row.get("final"):
+            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in row.items()), flush=True)
+
+
+def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSettings, log: Log,
+                 stage: str) -> None:
+    coarse = model.coarse.train()
+    size = coarse.size
+    loader = DataLoader(data, settings.coarse_batch, shuffle=True, drop_last=True)
+    optimizer = torch.optim.AdamW(coarse.parameters(), settings.learning_rate, weight_decay=1e-4)
+    batches = forever(loader)
+    for step in range(settings.coarse_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings.coarse_steps, settings.learning_rate)
+        image, truth, _face, valid = next(batches)
+        # The coarse network works at `size`: train it there, against downsampled truth.
+        image = F.interpolate(image, size=(size, size), mode="area")
+        truth = F.normalize(F.interpolate(truth, size=(size, size), mode="area"), dim=1)
+        valid = (F.interpolate(valid, size=(size, size), mode="area") > 0.99).float()
+        pred = coarse(image)
+        angular = losses.angular(pred, truth, valid)
+        detail = losses.gradient(pred, truth, valid)
+        loss = angular + settings.gradient_weight * detail
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        log(stage=stage, step=step, loss=loss.item(), angular=angular.item(), gradient=detail.item())
+
+
+def random_crops(size: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    height, width = tensors[0].shape[-2:]
+    y = int(torch.randint(0, height - size + 1, ()))
+    x = int(torch.randint(0, width - size + 1, ()))
+    return [t[..., y:y + size, x:x + size] for t in tensors]
+
+
+def train_refine(model: FaceNormalNet, data: RenderedPairs, photos: torch.Tensor | None,
+                 settings: TrainSettings, log: Log) -> None:
+    model.coarse.eval()
+    for p in model.coarse.parameters():
+        p.requires_grad_(False)
+    refine = model.refine.train()
+    loader = DataLoader(data, settings.refine_batch, shuffle=True, drop_last=True)
+    optimizer = torch.optim.AdamW(refine.parameters(), settings.learning_rate, weight_decay=1e-4)
+    batches = forever(loader)
+    for step in range(settings.refine_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings.refine_steps, settings.learning_rate)
+        image, truth, _face, valid = next(batches)
+        with torch.no_grad():
+            exemplar = model.coarse(image)
+        image, exemplar, truth, valid = random_crops(settings.refine_crop, image, exemplar, truth, valid)
+        pred = refine(image, exemplar)
+        angular = losses.angular(pred, truth, valid)
+        detail = losses.gradient(pred, truth, valid)
+        loss = angular + settings.gradient_weight * detail
+        row = dict(stage="refine", step=step, loss=loss.item(), angular=angular.item(),
+                   gradient=detail.item())
+        if photos is not None and step % settings.unpaired_every == 0:
+            real = augment_photos(photos, settings.refine_batch // 2)
+            with torch.no_grad():
+                real_exemplar = model.coarse(real)
+            real, real_exemplar = random_crops(settings.refine_crop, real, real_exemplar)
+            refined = refine(real, real_exemplar)
+            unpaired = (losses.exemplar_consistency(refined, real_exemplar)
+                        + losses.edge_aware_smoothness(refined, real))
+            loss = loss + settings.unpaired_weight * unpaired
+            row["unpaired"] = unpaired.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        log(**row)
+
+
+def augment_photos(photos: torch.Tensor, count: int) -> torch.Tensor:
+    """A batch of real face crops with random mirror, exposure and colour changes."""
+    picks = photos[torch.randint(0, len(photos), (count,))]
+    mirror = torch.rand(count) < 0.5
+    picks = torch.where(mirror.view(-1, 1, 1, 1), picks.flip(-1), picks)
+    gain = torch.exp(torch.randn(count, 3, 1, 1) * 0.1 + torch.randn(count, 1, 1, 1) * 0.2)
+    return (picks * gain).clamp(0, 1)
+
+
+def load_photo_crops(folder: Path, size: int) -> torch.Tensor:
+    """Face crops, as the pipeline would cut them, from every photo in a folder."""
+    from ..cli import expand_inputs
+    from ..estimator import geometry
+    from ..estimator.detection import FaceDetector
+    from ..estimator.image_io import ImageError, read_image
+
+    detector, crops = FaceDetector(), []
+    for path in expand_inputs([str(folder)]):
+        try:
+            image = read_image(path)
+        except ImageError as error:
+            print(f"skipping {error}", file=sys.stderr)
+            continue
+        for face in detector.detect(image):
+            crops.append(geometry.cut_crop(image, geometry.crop_for_face(face), size))
+    if not crops:
+        raise SystemExit(f"error: no faces found in the photos of {folder}")
+    print(f"unpaired path: {len(crops)} face crops from {folder}")
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(dict.fromkeys(r["stage"] for r in rows))
+    figure, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.5), squeeze=False)
+    for axis, stage in zip(axes[0], stages):
+        picked = [r for r in rows if r["stage"] == stage]
+        steps = np.array([r["step"] for r in picked])
+        for key in ("loss", "angular", "gradient", "unpaired"):
+            values = [(r["step"], r[key]) for r in picked if key in r]
+            if values:
+                x, y = np.array(values).T
+                window = max(1, len(y) // 50)
+                smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+                axis.plot(x[window - 1:], smooth, label=key)
+        axis.set_title(stage)
+        axis.set_xlabel("step")
+        axis.set_yscale("log")
+        axis.set_xlim(0, max(1, steps.max()))
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos: Path | None,
+          config: ModelConfig = ModelConfig()) -> dict:
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    output = output.with_suffix("")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log = Log(output.parent / f"{output.name}_log.jsonl")
+    timings = {}
+
+    start = time.perf_counter()
+    build_cache(data, cache, settings.samples, size=config.input_size,
+                progress=lambda i, n: print(f"rendered {i}/{n}", flush=True) if i % 500 == 0 else None)
+    timings["render"] = time.perf_counter() - start
+    everything = RenderedPairs(cache)
+    rags = RenderedPairs(cache, range(min(settings.rags, settings.samples)))
+    real = load_photo_crops(photos, config.input_size) if photos else None
+
+    model = build_model(config)
+    start = time.perf_counter()
+    train_coarse(model, rags, settings, log, "coarse")
+    timings["coarse"] = time.perf_counter() - start
+    start = time.perf_counter()
+    train_refine(model, everything, real, settings, log)
+    timings["refine"] = time.perf_counter() - start
+
+    report = {"settings": dataclasses.asdict(settings), "config": config.to_dict(),
+              "parameters": count_parameters(model), "timings_s": {k: round(v) for k, v in timings.items()},
+              "machine": f"{platform.machine()}, {settings.threads} threads, torch {torch.__version__}",
+              "command": " ".join(sys.argv), "unpaired_photos": str(photos) if photos else None}
+    save_weights(model.eval(), output.with_suffix(".safetensors"), provenance=report)
+
+    if settings.ablation:
+        plain = build_model(dataclasses.replace(config, attention_blocks=0))
+        start = time.perf_counter()
+        train_coarse(plain, rags, settings, log, "coarse-no-attention")
+        timings["coarse_no_attention"] = time.perf_counter() - start
+        report["timings_s"] = {k: round(v) for k, v in timings.items()}
+        save_weights(plain.eval(), output.parent / f"{output.name}_no_attention.safetensors",
+                     provenance={**report, "note": "ablation: only the coarse network is trained"})
+    (output.parent / f"{output.name}.json").write_text(json.dumps(report, indent=2))
+    plot_losses(log.rows, output.parent / f"{output.name}_loss.png")
+    return report
