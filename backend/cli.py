@@ -40,8 +40,39 @@ def main(argv: list[str] | None = None) -> int:
     _add_settings_options(train)
     train.set_defaults(run=run_train)
 
+    evaluate = commands.add_parser("evaluate", help="angular errors on the held-out test people")
+    evaluate.add_argument("--data", required=True, help="the ICT-FaceKit folder")
+    evaluate.add_argument("--weights", help="weights file (default: the shipped model)")
+    evaluate.add_argument("--ablation", help="no-attention weights (default: shipped beside the model)")
+    evaluate.add_argument("--people", type=int, default=200, help="how many test people (default 200)")
+    evaluate.add_argument("--sheet", default="out/evaluation_sheet.png", help="contact sheet path")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=run_evaluate)
+
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .estimator.weights import DEFAULT_WEIGHTS, WeightsError
+    from .training.evaluate import evaluate, format_table
+    from .training.facekit import FaceKitError
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    ablation = Path(args.ablation) if args.ablation else weights.with_name(
+        weights.stem + "_no_attention.safetensors")
+    try:
+        report = evaluate(Path(args.data), weights, ablation if ablation.is_file() else None,
+                          people=args.people, sheet=Path(args.sheet))
+    except (FaceKitError, WeightsError) as error:
+        return _fail(str(error))
+    if args.json:
+        print(json.dumps({"rows": report.rows, "parameters": report.parameters,
+                          "people": report.people}, indent=2))
+    else:
+        print(format_table(report))
+        print(f"contact sheet: {args.sheet}")
+    return 0
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:

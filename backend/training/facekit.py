@@ -67,8 +67,8 @@ _COMMON = {"eyeBlink": 0.25, "eyeSquint": 0.3, "mouthSmile": 0.35, "jawOpen": 0.
            "cheekRaiser": 0.2}
 
 
-def sample_identity(rng: np.random.Generator, spread: float = 1.0) -> np.ndarray:
-    return (rng.standard_normal(100) * spread).astype(np.float32)
+def sample_identity(rng: np.random.Generator, modes: int, spread: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(modes) * spread).astype(np.float32)
 
 
 def sample_expression(rng: np.random.Generator, names: list[str]) -> np.ndarray:
@@ -94,16 +94,18 @@ TEST_PEOPLE = 200
 TEST_SEED = 7_000_000  # test people come from seeds no training sample can reach
 
 
-def test_person(index: int, names: list[str]) -> tuple[Person, int]:
+def held_out_person(kit: FaceKit, index: int) -> tuple[Person, int]:
     """The index-th held-out person (and its render seed); the last fifth lie at 2-3 sigma."""
     rng = np.random.default_rng([TEST_SEED, index])
     spread = rng.uniform(2.0, 3.0) if index >= TEST_PEOPLE * 4 // 5 else 1.0
-    return Person(sample_identity(rng, spread), sample_expression(rng, names)), TEST_SEED + index
+    identity = sample_identity(rng, len(kit.identity_basis), spread)
+    return Person(identity, sample_expression(rng, kit.expression_names)), TEST_SEED + index
 
 
-def training_person(seed: int, names: list[str]) -> Person:
-    if seed >= TEST_SEED:
-        raise ValueError(f"training seeds must stay below {TEST_SEED}: those are the test people")
+def training_person(kit: FaceKit, seed: int) -> Person:
+    if not 0 <= seed < TEST_SEED:
+        raise ValueError(f"training seeds lie in [0, {TEST_SEED}): the seeds above are the test people")
     rng = np.random.default_rng([seed, 1])
     spread = 1.0 if rng.random() < 0.85 else rng.uniform(1.5, 2.5)
-    return Person(sample_identity(rng, spread), sample_expression(rng, names))
+    identity = sample_identity(rng, len(kit.identity_basis), spread)
+    return Person(identity, sample_expression(rng, kit.expression_names))

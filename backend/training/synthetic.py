@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from .facekit import FaceKit, Person, test_person, training_person
+from .facekit import FaceKit, Person, held_out_person, training_person
 from .rasterize import Fragments, rasterize
 
 UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
@@ -105,10 +105,10 @@ class FaceRenderer:
 
     # --- public ------------------------------------------------------------------------------
     def training_sample(self, seed: int) -> Sample:
-        return self.render(training_person(seed, self.kit.expression_names), seed)
+        return self.render(training_person(self.kit, seed), seed)
 
     def test_sample(self, index: int) -> Sample:
-        person, seed = test_person(index, self.kit.expression_names)
+        person, seed = held_out_person(self.kit, index)
         return self.render(person, seed)
 
     def render(self, person: Person, seed: int) -> Sample:
@@ -226,7 +226,7 @@ class FaceRenderer:
                             int(rng.integers(2, 5)))
         # vertical lip lines
         for _ in range(rng.integers(0, 4 + int(12 * age))):
-            u = rng.uniform(lm[48, 0] + 0.02, lm[54, 0] - 0.02)
+            u = rng.uniform(*sorted((lm[48, 0] + 0.02, lm[54, 0] - 0.02)))
             v = rng.choice([lm[51, 1], lm[57, 1]]) + rng.uniform(-0.01, 0.01)
             _draw_curve(creases, np.array([[u, v - 0.012], [u, v + 0.012]]), 0.3, 1)
         creases = cv2.GaussianBlur(creases, (0, 0), 1.2)
