@@ -22,13 +22,35 @@ def main(argv: list[str] | None = None) -> int:
                          help="normal-map convention (directx flips green); default opengl")
     predict.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
     predict.add_argument("--exr", action="store_true", help="also write <stem>_normal.exr (float32)")
+    predict.add_argument("--server", help="send the work to a running server at this address "
+                                          "(e.g. tcp://127.0.0.1:5555) instead of loading the model")
+    predict.add_argument("--timeout", type=float, default=60.0,
+                         help="with --server: seconds to wait for a photo (default 60)")
     _add_model_options(predict)
+    _add_key_options(predict)
     predict.set_defaults(run=run_predict)
 
     info = commands.add_parser("info", help="describe the model and the device it would run on")
     _add_model_options(info)
+    info.add_argument("--server", help="ask a running server at this address instead")
     info.add_argument("--json", action="store_true", help="print JSON")
+    _add_key_options(info)
     info.set_defaults(run=run_info)
+
+    serve = commands.add_parser("serve", help="serve the estimator over ZeroMQ")
+    serve.add_argument("--bind", default="tcp://127.0.0.1:5555", help="address (default tcp://127.0.0.1:5555)")
+    serve.add_argument("--curve-secret", help="the server's secret key file (needed off loopback)")
+    serve.add_argument("--curve-clients", help="folder of the public keys of admitted clients")
+    serve.add_argument("--idle-timeout", type=float, help="stop after this many seconds without requests")
+    serve.add_argument("--max-batch", type=int, default=8, help="images put through the network at once")
+    serve.add_argument("--state-file", help="where to write address/pid (default ~/.cache/face-normals/servers/)")
+    _add_model_options(serve)
+    serve.set_defaults(run=run_serve)
+
+    keys = commands.add_parser("keys", help="make a CURVE key pair (NAME.key, NAME.key_secret)")
+    keys.add_argument("folder")
+    keys.add_argument("--name", default="server", help="file name stem (default server)")
+    keys.set_defaults(run=run_keys)
 
     train = commands.add_parser("train", help="render synthetic pairs and train both networks")
     train.add_argument("--data", required=True, help="the ICT-FaceKit folder")
@@ -78,7 +100,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .training.train import TrainSettings
+    from .training.settings import TrainSettings
     for field in dataclasses.fields(TrainSettings):
         flag = "--" + field.name.replace("_", "-")
         if field.type == "bool":
@@ -96,7 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .training.facekit import FaceKitError
-    from .training.train import TrainSettings, train
+    from .training.settings import TrainSettings
+    from .training.train import train
 
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
               if getattr(args, f.name) is not None}
@@ -115,6 +138,17 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
 
 
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server-key", help="the server's public key file (CURVE servers only)")
+    parser.add_argument("--client-key", help="this client's secret key file (CURVE servers only)")
+
+
+def _client(args: argparse.Namespace, timeout: float):
+    from .client import Client
+    return Client(args.server, timeout=timeout, server_public_key=args.server_key,
+                  client_keys=args.client_key)
+
+
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files as given; folders replaced by the images directly inside them, sorted."""
     paths = []
@@ -127,17 +161,19 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
     from tqdm import tqdm
 
-    from .estimator import Estimator, ImageError, NoFaceError, WeightsError
+    from .client import ServerError
+    from .estimator import ImageError, NoFaceError, WeightsError
     from .estimator.image_io import encode_normals, write_exr, write_mask_png, write_normal_png
 
     paths = expand_inputs(args.inputs)
     if not paths:
         return _fail("no images found in the given folders")
     try:
-        estimator = Estimator(args.weights, device=args.device)
-    except (WeightsError, ValueError) as error:
+        estimate = _remote_estimator(args) if args.server else _local_estimator(args)
+    except (WeightsError, ValueError, ServerError) as error:
         return _fail(str(error))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -147,47 +183,113 @@ def run_predict(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(path.name)
         try:
-            result = estimator.estimate_file(path, detect=not args.no_detect)
-            normals = encode_normals(result.normals, args.convention)
+            normals, mask, faces = estimate(path)
+            if not args.server:
+                normals = encode_normals(normals, args.convention)
             write_normal_png(output / f"{path.stem}_normal.png", normals)
-            write_mask_png(output / f"{path.stem}_mask.png", result.mask)
+            write_mask_png(output / f"{path.stem}_mask.png", mask)
             if args.npy:
-                import numpy as np
                 np.save(output / f"{path.stem}_normal.npy", normals)
             if args.exr:
                 write_exr(output / f"{path.stem}_normal.exr", normals)
-        except (ImageError, NoFaceError) as error:
+        except (ImageError, NoFaceError, ServerError) as error:
             failures += 1
             progress.write(f"error: {error if str(path) in str(error) else f'{path}: {error}'}",
                            file=sys.stderr)
             continue
         progress.write(f"{path} -> {output / (path.stem + '_normal.png')} "
-                       f"({len(result.faces) or 'no'} face{'s' * (len(result.faces) != 1)} detected"
+                       f"({len(faces) or 'no'} face{'s' * (len(faces) != 1)} detected"
                        f"{', detection off' if args.no_detect else ''})")
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
-def run_info(args: argparse.Namespace) -> int:
-    from .estimator.networks import build_model, count_parameters
-    from .estimator.pipeline import pick_device
-    from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
+def _local_estimator(args: argparse.Namespace):
+    """path -> (normals, mask, faces) with the model loaded in this process."""
+    from .estimator import Estimator
+    estimator = Estimator(args.weights, device=args.device)
 
-    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
-    try:
-        config, provenance = read_metadata(weights)
-        device = pick_device(args.device)
-    except (WeightsError, ValueError) as error:
-        return _fail(str(error))
-    report = {"weights": str(weights), "device": str(device),
-              "parameters": count_parameters(build_model(config)),
-              "config": config.to_dict(), "provenance": provenance}
+    def estimate(path: Path):
+        result = estimator.estimate_file(path, detect=not args.no_detect)
+        return result.normals, result.mask, result.faces
+    return estimate
+
+
+def _remote_estimator(args: argparse.Namespace):
+    """path -> (normals, mask, faces) computed by a running server (normals already in the
+    requested convention).  The file's bytes travel as they are: the server decodes them."""
+    from .client import ServerError
+    from .estimator import ImageError
+    client = _client(args, timeout=10.0)
+    client.info(timeout=10.0)  # fail early, with the client's clear message, if nobody answers
+
+    def estimate(path: Path):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from None
+        # uint16 is exactly what the PNG stores, so the files match an in-process run
+        [result] = client.estimate([data], detect=not args.no_detect, convention=args.convention,
+                                   normals_dtype="uint16", timeout=args.timeout)
+        if "error" in result:
+            raise ServerError(result["error"].code, str(result["error"]))
+        return result["normals"], result["mask"], result["faces"]
+    return estimate
+
+
+def run_info(args: argparse.Namespace) -> int:
+    if args.server:
+        from .client import ServerError
+        try:
+            with _client(args, timeout=5.0) as client:
+                report = client.info(timeout=10.0)
+        except ServerError as error:
+            return _fail(str(error))
+        report = {k: v for k, v in report.items() if k not in ("id", "kind", "frames")}
+    else:
+        from .estimator.networks import build_model, count_parameters
+        from .estimator.pipeline import pick_device
+        from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
+
+        weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+        try:
+            config, provenance = read_metadata(weights)
+            device = pick_device(args.device)
+        except (WeightsError, ValueError) as error:
+            return _fail(str(error))
+        report = {"weights": str(weights), "device": str(device),
+                  "parameters": count_parameters(build_model(config)),
+                  "config": config.to_dict(), "provenance": provenance}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for key, value in report.items():
             print(f"{key:>11}: {value}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .estimator import Estimator, WeightsError
+    from .server import CurveKeys, Server, ServerStartError
+
+    if bool(args.curve_secret) != bool(args.curve_clients):
+        return _fail("--curve-secret and --curve-clients go together")
+    curve = CurveKeys(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
+    try:
+        server = Server(Estimator(args.weights, device=args.device), args.bind, curve=curve,
+                        max_batch=args.max_batch, idle_timeout=args.idle_timeout,
+                        state_file=Path(args.state_file) if args.state_file else None)
+    except (WeightsError, ValueError, ServerStartError) as error:
+        return _fail(str(error))
+    server.serve_forever()
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from .server.security import make_keys
+    public, secret = make_keys(Path(args.folder), args.name)
+    print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
     return 0
 
 

@@ -54,7 +54,7 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         pixels = _decode_with_pillow(data, name)
     elif pixels.ndim == 3 and pixels.shape[2] >= 3:
         pixels = pixels[..., 2::-1]  # OpenCV's BGR(A) -> RGB
-    pixels = _to_rgb_float(pixels)
+    pixels = to_rgb_float(pixels)
     if pixels.shape[:2] != (height, width):
         raise ImageError(f"{name}: decoded size {pixels.shape[1]}x{pixels.shape[0]} "
                          f"differs from the header's {width}x{height}")
@@ -96,7 +96,7 @@ def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
         raise ImageError(f"{name}: the image data is damaged or truncated") from None
 
 
-def _to_rgb_float(pixels: np.ndarray) -> np.ndarray:
+def to_rgb_float(pixels: np.ndarray) -> np.ndarray:
     """Gray, gray + alpha or RGB(A) of any depth -> float32 RGB in [0, 1]."""
     if pixels.dtype == np.uint8:
         scale = 255.0

@@ -39,6 +39,17 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@dataclasses.dataclass
+class Job:
+    """A photo between `prepare` and `finish`: its faces and their network-sized crops."""
+    shape: tuple[int, int]
+    detect: bool
+    faces: list[FaceBox]
+    windows: list[geometry.Crop]
+    crops: np.ndarray            # (N, S, S, 3) float32
+    timings: dict[str, float]
+
+
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
                  max_pixels: int = MAX_PIXELS):
@@ -60,8 +71,17 @@ class Estimator:
     def estimate(self, image: np.ndarray, *, detect: bool = True) -> NormalMap:
         """Normals for an RGB float image (H, W, 3) in [0, 1].  With detect=False the image is
         taken to be a face crop already."""
+        job = self.prepare(image, detect=detect)
+        start = time.perf_counter()
+        normals = self.predict_crops(job.crops)
+        job.timings["network"] = time.perf_counter() - start
+        return self.finish(job, normals)
+
+    # The three steps of `estimate`, apart, so that a server can run the crops of several
+    # requests through the network together.
+    def prepare(self, image: np.ndarray, *, detect: bool = True) -> "Job":
+        """Find the faces and cut their crops (raises NoFaceError)."""
         height, width = image.shape[:2]
-        timings = {}
         start = time.perf_counter()
         if detect:
             faces = self.detector.detect(image)
@@ -72,21 +92,21 @@ class Estimator:
         else:
             faces = []
             crops = [geometry.crop_whole_image(height, width)]
-        timings["detect"] = time.perf_counter() - start
+        pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
+        return Job((height, width), detect, faces, crops, pixels,
+                   {"detect": time.perf_counter() - start})
 
+    def finish(self, job: "Job", crop_normals: np.ndarray) -> NormalMap:
+        """Paste the crops' normals back into a full-size map with the face mask."""
         start = time.perf_counter()
-        batch = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
-        crop_normals = self.predict_crops(batch)
-        timings["network"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        crop_mask = (geometry.face_mask(self.size) if detect
+        height, width = job.shape
+        crop_mask = (geometry.face_mask(self.size) if job.detect
                      else np.ones((self.size, self.size), np.float32))
         patches = [geometry.paste_back(n, crop_mask, crop, height, width)
-                   for n, crop in zip(crop_normals, crops)]
+                   for n, crop in zip(crop_normals, job.windows)]
         normals, mask = geometry.composite(patches, height, width)
-        timings["paste"] = time.perf_counter() - start
-        return NormalMap(normals, mask, faces, timings)
+        job.timings["paste"] = time.perf_counter() - start
+        return NormalMap(normals, mask, job.faces, job.timings)
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:

@@ -60,10 +60,15 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, heig
     weights = np.stack([w0[inside], w1[inside], w2[inside]], axis=1)
     z = np.einsum("nk,nk->n", weights, depth[triangles[owner]])
 
-    # Nearest fragment per pixel: order by pixel, then depth, and keep each pixel's first.
+    # Nearest fragment per pixel: one sort by (pixel, depth) packed into a single key; each
+    # pixel's first fragment is its nearest.
     pixel = py * width + px
-    order = np.lexsort((z, pixel))
-    first = order[np.unique(pixel[order], return_index=True)[1]]
+    nearest = z.min(initial=0.0)
+    span_z = max(float(z.max(initial=0.0) - nearest), 1e-9)
+    rank = ((z - nearest) / span_z * (2 ** 30 - 1)).astype(np.int64)   # depth in 30 bits
+    order = np.argsort((pixel << 30) | rank)
+    sorted_pixel = pixel[order]
+    first = order[np.diff(sorted_pixel, prepend=-1) != 0]
     triangle = np.full(height * width, -1, np.int32)
     barycentric = np.zeros((height * width, 3), np.float32)
     triangle[pixel[first]] = owner[first]

@@ -27,24 +27,7 @@ from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_
 from ..estimator.weights import save_weights
 from . import losses
 from .dataset import RenderedPairs, build_cache
-
-
-@dataclasses.dataclass
-class TrainSettings:
-    samples: int = 6000          # rendered pairs in the cache
-    rags: int = 2000             # the small paired set the coarse network sees
-    coarse_steps: int = 600
-    coarse_batch: int = 32
-    refine_steps: int = 2500
-    refine_batch: int = 16
-    refine_crop: int = 160       # the refiner is convolutional: it trains on crops, runs on 256^2
-    learning_rate: float = 2e-3
-    gradient_weight: float = 1.0
-    unpaired_weight: float = 0.1
-    unpaired_every: int = 4      # one photo batch every this many refine steps
-    threads: int = 2
-    seed: int = 0
-    ablation: bool = True        # also train the coarse network without attention
+from .settings import TrainSettings
 
 
 def learning_rate(step: int, total: int, peak: float) -> float:

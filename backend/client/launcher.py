@@ -1,0 +1,92 @@
+"""Starting and stopping a server process from a client (the add-on does this for its users).
+
+The contract with the process: `<python> -m backend serve --bind ADDRESS [args]` prints one
+"serving on ..." line when ready (we do not rely on it: readiness is an `info` answer), exits on
+SIGTERM after answering or cancelling what it holds, and writes its errors to stderr, which goes
+to `log_path` so a failed start can be explained."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import protocol
+from .client import Client, ServerError
+
+
+class ServerProcess:
+    __slots__ = ("command", "address", "log_path", "process", "_client", "_probe", "_log")
+
+    def __init__(self, *, python: str = sys.executable, address: str = protocol.DEFAULT_ADDRESS,
+                 extra_args: tuple[str, ...] = (), log_path: str | Path | None = None):
+        self.command = [python, "-m", "backend", "serve", "--bind", address, *extra_args]
+        self.address = address
+        self.log_path = Path(log_path) if log_path else None
+        self.process: subprocess.Popen | None = None
+        self._client: Client | None = None
+        self._probe = None
+        self._log = None
+
+    def start(self, *, cwd: str | Path | None = None, env: dict | None = None) -> None:
+        """Launch the process and return at once; `ready()` / `wait_ready()` tell when it answers."""
+        if self.running:
+            return
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=self._log, stderr=self._log, start_new_session=True)
+        self._client = Client(self.address, timeout=2.0)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> dict | None:
+        """Non-blocking: the server's info once it answers, else None.  Raises ServerError if the
+        process has exited."""
+        if not self.running:
+            raise ServerError("unavailable", f"the server process exited (code "
+                                             f"{self.process.returncode if self.process else '?'})"
+                                             + self._log_tail())
+        if self._probe is None or (self._probe.finished and self._probe.state == "failed"):
+            self._probe = self._client.submit("info")
+        self._client.step()
+        if self._probe.state == "done":
+            return self._probe.reply.header
+        return None
+
+    def wait_ready(self, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.ready()
+            if info is not None:
+                return info
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError("unavailable", f"the server did not answer within {timeout:.0f} s" + self._log_tail())
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (the server answers or cancels what it holds), then SIGKILL after `timeout`."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        return self.process.returncode
+
+    def _log_tail(self, lines: int = 5) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        tail = self.log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+        return ": " + " | ".join(tail) if tail else ""

@@ -1,0 +1,53 @@
+"""Who may talk to the server: loopback needs nothing; any other address needs CURVE keys."""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses only this machine can reach: ipc://, inproc://, tcp on 127/8, ::1, localhost."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    match = re.fullmatch(r"tcp://(\[?)([^\]]+)\1:(\d+|\*)", address)
+    if not match:
+        return False
+    host = match.group(2)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # an interface name or a host name: may face the network
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveKeys:
+    """The server's secret key file and a folder of the public keys of the clients it admits."""
+    server_secret: Path
+    clients: Path
+
+    def apply(self, context: zmq.Context, socket: zmq.Socket) -> ThreadAuthenticator:
+        if not self.clients.is_dir() or not list(self.clients.glob("*.key")):
+            raise ValueError(f"{self.clients}: no client public keys (*.key) to admit")
+        public, secret = zmq.auth.load_certificate(str(self.server_secret))
+        if secret is None:
+            raise ValueError(f"{self.server_secret}: not a secret key file (*.key_secret)")
+        authenticator = ThreadAuthenticator(context)
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=str(self.clients))
+        socket.curve_secretkey, socket.curve_publickey, socket.curve_server = secret, public, True
+        return authenticator
+
+
+def make_keys(folder: Path, name: str) -> tuple[Path, Path]:
+    """Write NAME.key (public: give it to the other side) and NAME.key_secret (keep it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(str(folder), name)
+    return Path(public), Path(secret)
