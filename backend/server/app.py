@@ -287,10 +287,12 @@ class Server:
             job.timings["network"] = network_seconds * len(job.crops) / crops_total
             offset += len(job.crops)
             done = self.estimator.finish(job, crop_normals)
+            start = time.perf_counter()
             wire = encode_normals(done.normals, work.options.get("convention", "opengl"))
             payloads.append(protocol.pack_normals(wire, work.options.get("normals_dtype", "float16")))
             if work.options.get("mask", True):
                 payloads.append(np.round(done.mask * 255).astype(np.uint8))
+            done.timings["encode"] = time.perf_counter() - start
             results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
                             "timings": done.timings})
             if len(work.payloads) > 1:
@@ -309,11 +311,15 @@ class Server:
 
     def _prepare(self, work: Work, payload):
         try:
+            start = time.perf_counter()
             if isinstance(payload, bytes):
                 image = read_image(payload, max_pixels=self.max_pixels)
             else:
                 image = to_rgb_float(payload)
-            return self.estimator.prepare(image, detect=bool(work.options.get("detect", True)))
+            decoded = time.perf_counter() - start
+            job = self.estimator.prepare(image, detect=bool(work.options.get("detect", True)))
+            job.timings = {"decode": decoded, **job.timings}
+            return job
         except ImageError as error:
             return ProtocolError("bad_image", str(error))
         except NoFaceError as error:

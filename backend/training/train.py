@@ -1,7 +1,8 @@
 """Two-stage training, as the paper does it, end to end in one command:
 
-1. the coarse exemplar network on a SMALL paired set (the "rags": `rags` renders);
-2. the refinement network on image + exemplar (coarse frozen) over the whole rendered set, plus,
+1. the coarse exemplar network on a SMALL paired set (the "rags": `rags` renders), angular loss;
+2. the refinement network on image + exemplar (coarse frozen) over the whole rendered set, with
+   the angular and normal-gradient (detail) losses, plus,
    when a folder of real face photos is given, the unpaired terms on those photos (the exemplar's
    low frequencies must survive refinement; normals stay smooth where the photo is smooth).
 
@@ -73,14 +74,13 @@ def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSetti
         image = F.interpolate(image, size=(size, size), mode="area")
         truth = F.normalize(F.interpolate(truth, size=(size, size), mode="area"), dim=1)
         valid = (F.interpolate(valid, size=(size, size), mode="area") > 0.99).float()
-        pred = coarse(image)
-        angular = losses.angular(pred, truth, valid)
-        detail = losses.gradient(pred, truth, valid)
-        loss = angular + settings.gradient_weight * detail
+        # Shape only: the exemplar is meant to be coarse, and at 128^2 the skin relief is noise
+        # to it (a gradient term here slowed learning the shape in trials).
+        loss = losses.angular(coarse(image), truth, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        log(stage=stage, step=step, loss=loss.item(), angular=angular.item(), gradient=detail.item())
+        log(stage=stage, step=step, loss=loss.item(), angular=loss.item())
 
 
 def random_crops(size: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
