@@ -6,6 +6,7 @@ SIGTERM after answering or cancelling what it holds, and writes its errors to st
 to `log_path` so a failed start can be explained."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,23 @@ from pathlib import Path
 
 from . import protocol
 from .client import Client, ServerError
+
+
+STATE_FOLDER = Path.home() / ".cache" / "face-normals" / "servers"
+
+
+def running_servers(folder: str | Path = STATE_FOLDER) -> list[dict]:
+    """The servers on this machine that left a state file ({address, pid, protocol, ...}) and
+    whose process is still alive, newest first."""
+    found = []
+    for path in Path(folder).glob("*.json"):
+        try:
+            state = json.loads(path.read_text())
+            os.kill(int(state["pid"]), 0)     # signal 0: only asks whether the process exists
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.append(state)
+    return sorted(found, key=lambda state: state.get("started", 0), reverse=True)
 
 
 class ServerProcess:

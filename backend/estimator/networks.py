@@ -218,7 +218,7 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
         nonlocal total
         total += output.numel() * layer.in_features
 
-    def attention_hook(layer, inputs, _output):
+    def attention_hook(_layer, inputs, _output):
         nonlocal total
         batch, tokens, dim = inputs[0].shape
         total += 4 * batch * tokens * dim * dim      # q, k, v and output projections

@@ -23,6 +23,7 @@ import zmq
 
 from .. import __version__
 from ..client import protocol
+from ..client.launcher import STATE_FOLDER
 from ..client.protocol import ProtocolError
 from ..estimator import Estimator, ImageError, NoFaceError
 from ..estimator.image_io import MAX_PIXELS, encode_normals, read_image, to_rgb_float
@@ -48,7 +49,7 @@ class Work:
 
 def default_state_file(address: str) -> Path:
     safe = "".join(c if c.isalnum() else "_" for c in address)
-    return Path.home() / ".cache" / "face-normals" / "servers" / f"{safe}.json"
+    return STATE_FOLDER / f"{safe}.json"
 
 
 class Server:

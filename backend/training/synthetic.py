@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .facekit import FaceKit, Person, held_out_person, training_person
-from .rasterize import Fragments, rasterize
+from .rasterize import rasterize
 
 UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
 FACE_HEIGHT_CM = 18.0  # chin to hairline of the mean head: sets how much of the crop a face fills
@@ -155,14 +155,13 @@ class FaceRenderer:
         hair_line = self._hair_line(rng)
         hair = covered & ((self.is_back[tri] & (model_y > 2.0 - 6 * rng.random()))
                           | (skin & (uv[..., 1] > hair_line(uv[..., 0]))))
-        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, model_y)
+        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair)
         radiance = self._shade(rng, normals, position, depth_map=np.where(covered, -position[..., 2], np.inf),
-                               albedo=albedo, specular_weight=specular_weight, skin=skin, covered=covered,
-                               hair=hair, focal=focal)
+                               albedo=albedo, specular_weight=specular_weight, skin=skin, focal=focal)
         # Mouth interior sits in the dark.
         radiance[covered & self.is_mouth[tri]] *= rng.uniform(0.15, 0.5)
 
-        image, occluded = self._surroundings(rng, radiance, covered, fragments, screen, focal)
+        image, occluded = self._surroundings(rng, radiance, covered, screen)
         image = _camera(rng, image)
         seen = covered & ~hair & ~occluded
         above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
@@ -248,7 +247,7 @@ class FaceRenderer:
         return lambda u: top - fringe * np.exp(-((u - centre) / width) ** 2) - 0.12 * (
             np.abs(u - 0.5) > 0.3) * (np.abs(u - 0.5) - 0.3) * 4
 
-    def _albedo(self, rng, uv, tri, covered, skin, hair, model_y):
+    def _albedo(self, rng, uv, tri, covered, skin, hair):
         """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry)."""
         n, lm = self.noise, self.lm
         s = self.size
@@ -319,8 +318,7 @@ class FaceRenderer:
         return albedo, specular
 
     # --- light -------------------------------------------------------------------------------
-    def _shade(self, rng, normals, position, depth_map, albedo, specular_weight, skin, covered, hair,
-               focal):
+    def _shade(self, rng, normals, position, depth_map, albedo, specular_weight, skin, focal):
         s = self.size
         # Ambient: second-order spherical harmonics, coloured.
         base = rng.uniform(0.05, 0.8)
@@ -360,7 +358,7 @@ class FaceRenderer:
         return albedo * irradiance + specular * specular_weight[..., None]
 
     # --- what is around the face -----------------------------------------------------------
-    def _surroundings(self, rng, radiance, covered, fragments: Fragments, screen, focal):
+    def _surroundings(self, rng, radiance, covered, screen):
         s = self.size
         image = np.where(covered[..., None], radiance, _background(rng, self.noise, s))
         occluded = np.zeros((s, s), bool)

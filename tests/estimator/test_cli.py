@@ -5,7 +5,6 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 from PIL import Image
 
 

@@ -1,4 +1,4 @@
-from backend.client.launcher import ServerProcess
+from backend.client.launcher import ServerProcess, running_servers
 from backend.client import ServerError
 
 import pytest
@@ -12,9 +12,11 @@ def test_a_client_can_start_wait_for_and_stop_a_server(untrained_weights, tmp_pa
     try:
         info = process.wait_ready(timeout=60)
         assert info["address"] == "tcp://127.0.0.1:5731" and process.running
+        [state] = running_servers(tmp_path)          # found through its state file
+        assert state["address"] == info["address"] and state["pid"] == info["pid"]
     finally:
         assert process.stop() == 0
-    assert not process.running
+    assert not process.running and running_servers(tmp_path) == []
 
 
 def test_a_server_that_cannot_start_says_why(tmp_path):

@@ -91,7 +91,7 @@ def test_a_long_batch_does_not_starve_a_ping(server):
     images = [np.random.default_rng(i).integers(0, 255, (384, 384, 3), np.uint8) for i in range(12)]
     with server.client(timeout=30) as client:
         batch = client.submit("estimate", {"detect": False}, images)
-        ping = client.submit("ping")
+        client.submit("ping")
         order = []
         while not batch.finished:
             order += [r.kind for r in client.step()]
@@ -184,7 +184,7 @@ def test_server_still_answers_after_the_fuzzing(server):
         assert client.info(timeout=10)["kind"] == "info"
 
 
-def test_killed_server_is_reported_in_time_and_a_restart_is_picked_up(start_server, tmp_path):
+def test_killed_server_is_reported_in_time_and_a_restart_is_picked_up(start_server):
     first = start_server()
     address = first.address
     client = Client(address, timeout=2.0)
@@ -204,7 +204,7 @@ def test_killed_server_is_reported_in_time_and_a_restart_is_picked_up(start_serv
     client.close()
 
 
-def test_no_server_at_all_is_reported(tmp_path):
+def test_no_server_at_all_is_reported():
     with Client("tcp://127.0.0.1:1", timeout=1.0) as client:
         started = time.monotonic()
         with pytest.raises(ServerUnavailable, match="python -m backend serve"):
