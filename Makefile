@@ -5,13 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test addon benchmark clean
 
 demo: $(INSTALLED)
 	$(PY) -m backend.demo
 
 test: $(INSTALLED)
 	$(PY) -m pytest
+
+addon: $(INSTALLED)
+	$(PY) addon/build.py
 
 benchmark: $(INSTALLED)
 	$(PY) -m backend.benchmarks.estimator
@@ -22,4 +25,4 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) out dist *.egg-info
+	rm -rf $(VENV) out dist build *.egg-info

@@ -38,9 +38,12 @@ def running_servers(folder: str | Path = STATE_FOLDER) -> list[dict]:
 class ServerProcess:
     __slots__ = ("command", "address", "log_path", "process", "_client", "_probe", "_log")
 
-    def __init__(self, *, python: str = sys.executable, address: str = protocol.DEFAULT_ADDRESS,
+    def __init__(self, *, python: str | list[str] = sys.executable, address: str = protocol.DEFAULT_ADDRESS,
                  extra_args: tuple[str, ...] = (), log_path: str | Path | None = None):
-        self.command = [python, "-m", "backend", "serve", "--bind", address, *extra_args]
+        """python: the interpreter that has the backend installed, or a command that runs one
+        (["conda", "run", "-n", "faces", "python"])."""
+        prefix = [python] if isinstance(python, str) else list(python)
+        self.command = [*prefix, "-m", "backend", "serve", "--bind", address, *extra_args]
         self.address = address
         self.log_path = Path(log_path) if log_path else None
         self.process: subprocess.Popen | None = None

@@ -1,0 +1,68 @@
+"""A small Python helper for scripts and batch pipelines (background Blender or the bpy module).
+
+    from bl_ext.user_default.face_normals import api      # the installed extension's package
+    normal = api.estimate("/photos/anna.jpg")              # -> bpy Image "<stem>_normal"
+    api.relightable_portrait("anna.jpg", light="RIGHT")
+    api.batch("/photos", save="BESIDE")                   # every photo of a folder
+
+Each call runs the add-on's operators, so scripts and the UI do exactly the same thing; failures
+raise `FaceNormalsError` with the operator's report."""
+from __future__ import annotations
+
+import os
+
+import bpy
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+class FaceNormalsError(RuntimeError):
+    pass
+
+
+def _run(operator, **properties) -> None:
+    try:
+        result = operator(**properties)
+    except RuntimeError as error:   # bpy turns an operator's ERROR report into RuntimeError
+        raise FaceNormalsError(str(error).replace("Error: ", "").strip()) from None
+    if "FINISHED" not in result:
+        raise FaceNormalsError(f"{operator.idname_py()} did not finish: {result}")
+
+
+def load(path: str) -> bpy.types.Image:
+    return bpy.data.images.load(os.path.abspath(path), check_existing=True)
+
+
+def estimate(photo: str | bpy.types.Image, *, detect: bool = True, save: str = "PACK") -> bpy.types.Image:
+    """Estimate the normal map of a photo (a path or an Image); returns the '<stem>_normal' image."""
+    image = load(photo) if isinstance(photo, str) else photo
+    _run(bpy.ops.face_normals.estimate, source="ACTIVE", image_name=image.name, detect=detect,
+         save_mode=save)
+    return bpy.data.images[f"{os.path.splitext(image.name)[0]}_normal"]
+
+
+def apply_to_material(material: bpy.types.Material, normal: bpy.types.Image, strength: float = 1.0) -> None:
+    _run(bpy.ops.face_normals.apply_to_material, image_name=normal.name, material_name=material.name,
+         strength=strength)
+
+
+def relightable_portrait(photo: str | bpy.types.Image, *, light: str = "LEFT") -> bpy.types.Collection:
+    image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
+        load(photo) if isinstance(photo, str) else photo)
+    _run(bpy.ops.face_normals.relightable_portrait, image_name=image.name, light=light)
+    return bpy.data.collections[f"Face Portrait {image.name}"]
+
+
+def batch(folder: str, *, detect: bool = True, save: str = "BESIDE", portraits: bool = False) -> dict:
+    """Every photo directly in a folder: {file name: normal Image, or the error message}."""
+    done = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.lower().endswith(IMAGE_SUFFIXES) or name.lower().endswith(("_normal.png", "_mask.png")):
+            continue
+        try:
+            done[name] = estimate(os.path.join(folder, name), detect=detect, save=save)
+            if portraits:
+                relightable_portrait(name)
+        except FaceNormalsError as error:
+            done[name] = str(error)
+    return done

@@ -1,0 +1,89 @@
+"""Blender images <-> numpy, and the normal-map and mask datablocks the add-on makes.
+Blender stores rows bottom-up; numpy arrays here are top row first, like every file format."""
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+
+from .png import write_png
+
+
+def source_payload(image: bpy.types.Image):
+    """What to send for an image: the file's own bytes when it has one on disk (the backend
+    decodes it, honouring EXIF orientation and 16-bit depth), else its pixels as float32 RGB."""
+    path = bpy.path.abspath(image.filepath) if image.filepath else ""
+    if path and os.path.isfile(path) and not image.packed_file and not image.is_dirty:
+        with open(path, "rb") as handle:
+            return handle.read()
+    return image_pixels(image)
+
+
+def image_pixels(image: bpy.types.Image) -> np.ndarray:
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ValueError(f"image '{image.name}' has no pixels (is its file missing?)")
+    buffer = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(buffer)
+    pixels = buffer.reshape(height, width, image.channels)[::-1]
+    if image.channels == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0))
+
+
+def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
+    image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], np.float32).ravel())
+    image.update()
+
+
+def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None, *,
+                  save_beside: str | None) -> tuple[bpy.types.Image, bpy.types.Image | None]:
+    """Normal map (and mask) datablocks named after the source, Non-Color.  With save_beside (a
+    folder) they are written there as 16-bit / 8-bit PNGs and loaded from the files; otherwise
+    they are float images packed into the .blend."""
+    stem = os.path.splitext(source_name)[0]
+    coded = np.clip(normals * 0.5 + 0.5, 0.0, 1.0)
+    if save_beside:
+        normal_path = os.path.join(save_beside, f"{stem}_normal.png")
+        write_png(normal_path, np.round(coded * 65535).astype(np.uint16))
+        normal_image = _load_replacing(f"{stem}_normal", normal_path)
+        mask_image = None
+        if mask is not None:
+            mask_path = os.path.join(save_beside, f"{stem}_mask.png")
+            write_png(mask_path, np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8))
+            mask_image = _load_replacing(f"{stem}_mask", mask_path)
+        return normal_image, mask_image
+    height, width = normals.shape[:2]
+    normal_image = _new_replacing(f"{stem}_normal", width, height)
+    _set_pixels(normal_image, np.dstack([coded, np.ones((height, width))]))
+    normal_image.pack()
+    mask_image = None
+    if mask is not None:
+        mask_image = _new_replacing(f"{stem}_mask", width, height)
+        _set_pixels(mask_image, np.dstack([mask, mask, mask, np.ones_like(mask)]))
+        mask_image.pack()
+    return normal_image, mask_image
+
+
+def _new_replacing(name: str, width: int, height: int) -> bpy.types.Image:
+    """A float Non-Color image; an existing one of that name is reused (running twice does not
+    pile up name.001 copies)."""
+    image = bpy.data.images.get(name)
+    if image is not None and (tuple(image.size) != (width, height) or image.filepath):
+        bpy.data.images.remove(image)
+        image = None
+    if image is None:
+        image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=True)
+    image.colorspace_settings.name = "Non-Color"
+    return image
+
+
+def _load_replacing(name: str, path: str) -> bpy.types.Image:
+    image = bpy.data.images.get(name)
+    if image is not None:
+        bpy.data.images.remove(image)
+    image = bpy.data.images.load(path)
+    image.name = name
+    image.colorspace_settings.name = "Non-Color"
+    return image

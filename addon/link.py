@@ -1,0 +1,112 @@
+"""The add-on's one connection to the backend: a client, and the server process when the add-on
+started it.  Nothing here blocks unless asked to (`wait_*`), so a modal timer can drive it."""
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+
+from .client import Client, ServerError, ServerUnavailable
+from .client.launcher import ServerProcess
+
+ADVICE = ("start it from the Face Normals panel (or run `python -m backend serve`), or check the "
+          "backend address in the add-on preferences")
+
+
+class BackendLink:
+    __slots__ = ("client", "process", "info", "error", "_settings")
+
+    def __init__(self):
+        self.client: Client | None = None
+        self.process: ServerProcess | None = None
+        self.info: dict | None = None       # the server's last `info` answer
+        self.error = ""                      # why the last attempt failed, for the panels
+        self._settings = None
+
+    def configure(self, address: str, timeout: float) -> Client:
+        if self.client is None or self._settings != (address, timeout):
+            self.close_client()
+            self.client = Client(address, timeout=timeout)
+            self._settings = (address, timeout)
+        return self.client
+
+    @property
+    def status(self) -> str:
+        if self.info:
+            model = self.info.get("model", {})
+            return f"Connected: {self.info.get('device', '?')}, model {model.get('version', '?')}"
+        if self.process is not None and self.process.running:
+            return "Starting the backend..."
+        return "Not connected"
+
+    def check(self, prefs) -> dict:
+        """Blocking `info` (bounded by the preferences' timeout); remembers the answer."""
+        client = self.configure(prefs.address, prefs.timeout)
+        try:
+            self.info = client.info()
+            self.error = ""
+        except ServerError as error:
+            self.info, self.error = None, _explain(error, prefs.address)
+            raise
+        return self.info
+
+    def start_server(self, prefs) -> None:
+        """Launch `<python> -m backend serve` and return at once (see `server_ready`)."""
+        if self.process is not None and self.process.running:
+            return
+        python = shlex.split(prefs.python_command) or ["python3"]
+        log = os.path.join(tempfile.gettempdir(), "face-normals-backend.log")
+        extra = shlex.split(prefs.backend_args)
+        if prefs.idle_timeout > 0:
+            extra += ["--idle-timeout", str(prefs.idle_timeout)]
+        self.process = ServerProcess(python=python, address=prefs.address, extra_args=tuple(extra),
+                                     log_path=log)
+        self.process.start()
+
+    def server_ready(self, prefs) -> bool:
+        """Non-blocking: has the server the add-on started answered yet?  Raises if it died."""
+        if self.process is None:
+            return False
+        info = self.process.ready()
+        if info is not None:
+            self.info = info
+            self.configure(prefs.address, prefs.timeout)
+        return info is not None
+
+    def stop_server(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+        self.info = None
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def close(self) -> None:
+        self.stop_server()
+        self.close_client()
+
+
+def _explain(error: ServerError, address: str) -> str:
+    if isinstance(error, ServerUnavailable):
+        return f"The Face Normals backend is not answering at {address}: {ADVICE}"
+    return str(error)
+
+
+def explain(error: ServerError, address: str, source: str = "") -> str:
+    """A sentence that says what went wrong and what to do."""
+    where = f"'{source}': " if source else ""
+    if isinstance(error, ServerUnavailable):
+        return _explain(error, address)
+    if error.code == "no_face":
+        return f"{where}no face found. If the photo is already a cropped face, untick 'Detect Faces'"
+    if error.code == "bad_image":
+        return f"{where}the backend could not read this image ({error})"
+    if error.code == "cancelled":
+        return "Cancelled"
+    return f"{where}{error}"
+
+
+LINK = BackendLink()

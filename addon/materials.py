@@ -1,0 +1,63 @@
+"""Shader-node wiring.  Like node_wrangler, every helper looks for its node before adding one,
+so applying twice rewires instead of stacking duplicates."""
+from __future__ import annotations
+
+import bpy
+
+NORMAL_TEXTURE = "Face Normals Texture"
+NORMAL_MAP = "Face Normals Map"
+BASE_TEXTURE = "Face Normals Photo"
+
+
+def find_or_add(tree: bpy.types.NodeTree, bl_idname: str, name: str, location) -> bpy.types.Node:
+    node = tree.nodes.get(name)
+    if node is None or node.bl_idname != bl_idname:
+        node = tree.nodes.new(bl_idname)
+        node.name = node.label = name
+        node.location = location
+    return node
+
+
+def principled(tree: bpy.types.NodeTree) -> bpy.types.Node | None:
+    """The active node if it is a Principled BSDF, else the first one."""
+    active = tree.nodes.active
+    if active is not None and active.bl_idname == "ShaderNodeBsdfPrincipled":
+        return active
+    return next((n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"), None)
+
+
+def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image,
+                     strength: float = 1.0) -> bpy.types.Node:
+    """Image Texture (Non-Color) -> Normal Map (tangent) -> the Principled BSDF's Normal."""
+    material.use_nodes = True
+    tree = material.node_tree
+    bsdf = principled(tree)
+    if bsdf is None:
+        raise ValueError(f"material '{material.name}' has no Principled BSDF to take the normals")
+    x, y = bsdf.location
+    texture = find_or_add(tree, "ShaderNodeTexImage", NORMAL_TEXTURE, (x - 600, y - 350))
+    texture.image = normal_image
+    normal_image.colorspace_settings.name = "Non-Color"
+    normal_map = find_or_add(tree, "ShaderNodeNormalMap", NORMAL_MAP, (x - 280, y - 350))
+    normal_map.space = "TANGENT"
+    normal_map.inputs["Strength"].default_value = strength
+    _link(tree, texture.outputs["Color"], normal_map.inputs["Color"])
+    _link(tree, normal_map.outputs["Normal"], bsdf.inputs["Normal"])
+    return normal_map
+
+
+def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image) -> None:
+    tree = material.node_tree
+    bsdf = principled(tree)
+    x, y = bsdf.location
+    texture = find_or_add(tree, "ShaderNodeTexImage", BASE_TEXTURE, (x - 600, y))
+    texture.image = photo
+    _link(tree, texture.outputs["Color"], bsdf.inputs["Base Color"])
+
+
+def _link(tree, output, socket) -> None:
+    for link in list(socket.links):
+        if link.from_socket != output:
+            tree.links.remove(link)
+    if not socket.is_linked:
+        tree.links.new(output, socket)

@@ -1,0 +1,59 @@
+"""Sidebar panels ("Face Normals" tab) in the Image Editor, the Shader Editor and the 3D viewport."""
+from __future__ import annotations
+
+import bpy
+
+from .link import LINK
+
+
+def draw_backend(layout) -> None:
+    box = layout.box()
+    box.label(text=LINK.status, icon="CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
+    if LINK.error:
+        box.label(text=LINK.error[:120])
+    row = box.row(align=True)
+    row.operator("face_normals.check_backend", icon="FILE_REFRESH")
+    row.operator("face_normals.start_backend", icon="PLAY")
+    row.operator("face_normals.stop_backend", icon="PAUSE")
+
+
+def draw_actions(layout, source: str) -> None:
+    col = layout.column(align=True)
+    estimate = col.operator("face_normals.estimate", icon="NORMALS_FACE")
+    estimate.source = source
+    files = col.operator("face_normals.estimate", text="Estimate Files...", icon="FILE_IMAGE")
+    files.source = "FILES"
+    col.operator("face_normals.apply_to_material", icon="MATERIAL")
+    col.operator("face_normals.relightable_portrait", icon="LIGHT_SUN")
+
+
+class _FaceNormalsPanel:
+    bl_region_type = "UI"
+    bl_category = "Face Normals"
+    bl_label = "Face Normals"
+    source = "ACTIVE"
+
+    def draw(self, context):
+        draw_backend(self.layout)
+        draw_actions(self.layout, self.source)
+
+
+class FACE_NORMALS_PT_image(_FaceNormalsPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+
+
+class FACE_NORMALS_PT_shader(_FaceNormalsPanel, bpy.types.Panel):
+    bl_space_type = "NODE_EDITOR"
+    source = "NODE"
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.space_data, "tree_type", "") == "ShaderNodeTree"
+
+
+class FACE_NORMALS_PT_view3d(_FaceNormalsPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    source = "NODE"
+
+
+CLASSES = (FACE_NORMALS_PT_image, FACE_NORMALS_PT_shader, FACE_NORMALS_PT_view3d)

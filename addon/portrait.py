@@ -1,0 +1,82 @@
+"""The relightable portrait: a camera-facing card with the photo as base colour and the estimated
+normals wired in, a camera that frames it and a key light.
+
+The card lies in the XY plane facing +Z with U along +X and V along +Y, and the camera looks down
+-Z: the card's tangent frame is then the camera's (x right, y up, z toward the camera), the very
+space the estimator's normals are in, so the map plugs into a tangent-space Normal Map node as it is.
+"""
+from __future__ import annotations
+
+import bpy
+from mathutils import Vector
+
+from . import materials
+
+KEY_LIGHT = {"LEFT": (-0.75, 0.25, 0.6), "RIGHT": (0.75, 0.25, 0.6), "FRONT": (0.0, 0.3, 1.0)}
+
+
+def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str = "LEFT",
+          scene: bpy.types.Scene | None = None) -> dict:
+    """Create (or update) the portrait objects for a photo in their own collection."""
+    scene = scene or bpy.context.scene
+    name = f"Face Portrait {photo.name}"
+    collection = bpy.data.collections.get(name) or bpy.data.collections.new(name)
+    if collection.name not in scene.collection.children:
+        scene.collection.children.link(collection)
+
+    width, height = photo.size
+    aspect = width / height if height else 1.0
+    card = _card(f"{name} Card", aspect, collection)
+    material = bpy.data.materials.get(f"{name} Material") or bpy.data.materials.new(f"{name} Material")
+    material.use_nodes = True
+    if card.data.materials:
+        card.data.materials[0] = material
+    else:
+        card.data.materials.append(material)
+    materials.apply_base_colour(material, photo)
+    normal_map = materials.apply_normal_map(material, normal_image)
+    normal_map.uv_map = card.data.uv_layers[0].name
+    materials.principled(material.node_tree).inputs["Roughness"].default_value = 0.55
+
+    camera = _object(f"{name} Camera", bpy.data.cameras, collection)
+    camera.data.type = "ORTHO"
+    camera.data.ortho_scale = 2.0 * max(aspect, 1.0)
+    camera.location, camera.rotation_euler = (0.0, 0.0, 5.0), (0.0, 0.0, 0.0)
+    scene.camera = camera
+    scene.render.resolution_x = 512 if aspect >= 1 else round(512 * aspect)
+    scene.render.resolution_y = round(512 / aspect) if aspect >= 1 else 512
+
+    key = _object(f"{name} Key Light", bpy.data.lights, collection, light_type="SUN")
+    key.data.energy = 4.0
+    key.data.angle = 0.05
+    aim_light(key, KEY_LIGHT[light])
+    return {"collection": collection, "card": card, "material": material, "camera": camera, "light": key}
+
+
+def aim_light(light: bpy.types.Object, direction) -> None:
+    """Point a sun so that its light arrives from `direction` (toward the light, world space)."""
+    light.rotation_euler = Vector(direction).normalized().to_track_quat("Z", "Y").to_euler()
+
+
+def _card(name: str, aspect: float, collection) -> bpy.types.Object:
+    mesh = bpy.data.meshes.get(name)
+    if mesh is None:
+        mesh = bpy.data.meshes.new(name)
+        # half-height 1, half-width the photo's aspect ratio
+        mesh.from_pydata([(-aspect, -1, 0), (aspect, -1, 0), (aspect, 1, 0), (-aspect, 1, 0)], [],
+                         [(0, 1, 2, 3)])
+        uv = mesh.uv_layers.new(name="UVMap")
+        for loop, coords in zip(mesh.loops, ((0, 0), (1, 0), (1, 1), (0, 1))):
+            uv.data[loop.index].uv = coords
+    return _object(name, None, collection, data=mesh)
+
+
+def _object(name, data_collection, collection, *, data=None, light_type=None) -> bpy.types.Object:
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        if data is None:
+            data = (data_collection.new(name, light_type) if light_type else data_collection.new(name))
+        obj = bpy.data.objects.new(name, data)
+    if obj.name not in collection.objects:
+        collection.objects.link(obj)
+    return obj

@@ -1,0 +1,71 @@
+"""Real Blender (the bpy module, headless) with the extension built by `make addon`, installed
+through Blender's own extension installer, and a real backend process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def extension_zip() -> Path:
+    done = subprocess.run([sys.executable, str(ROOT / "addon" / "build.py")], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return ROOT / "dist" / "face_normals-0.1.0.zip"
+
+
+@pytest.fixture(scope="session")
+def blender(extension_zip, tmp_path_factory):
+    """bpy with the extension installed and enabled in a throw-away user folder."""
+    os.environ["BLENDER_USER_RESOURCES"] = str(tmp_path_factory.mktemp("blender_user"))
+    import bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    result = bpy.ops.extensions.package_install_files(filepath=str(extension_zip), repo="user_default",
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"}
+    assert "bl_ext.user_default.face_normals" in bpy.context.preferences.addons
+    yield bpy
+    from bl_ext.user_default.face_normals.link import LINK
+    LINK.close()
+
+
+@pytest.fixture(scope="session")
+def addon(blender):
+    import bl_ext.user_default.face_normals as package
+    return package
+
+
+@pytest.fixture(scope="module")
+def backend(addon, untrained_weights, tmp_path_factory):
+    """A running backend the add-on's preferences point at (auto-start off, so a missing backend
+    in other tests stays missing)."""
+    from bl_ext.user_default.face_normals.client.launcher import ServerProcess
+    folder = tmp_path_factory.mktemp("backend")
+    address = "tcp://127.0.0.1:5761"
+    process = ServerProcess(address=address, log_path=folder / "log",
+                            extra_args=("--weights", str(untrained_weights), "--state-file",
+                                        str(folder / "state.json")))
+    process.start()
+    process.wait_ready(120)
+    prefs = addon.preferences.get()
+    prefs.address, prefs.auto_start, prefs.timeout = address, False, 5.0
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def clean_file(blender):
+    blender.ops.wm.read_homefile(use_empty=True)
+    yield blender
+
+
+def save_photo(array, path: Path) -> Path:
+    from PIL import Image
+    Image.fromarray(array).save(path)
+    return path

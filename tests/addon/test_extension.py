@@ -1,0 +1,234 @@
+"""The extension in real headless Blender, installed from its zip, against a real backend."""
+import ast
+import os
+import signal
+import subprocess
+import sys
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+from .conftest import ROOT, save_photo
+
+
+def image_array(image) -> np.ndarray:
+    width, height = image.size
+    buffer = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(buffer)
+    return buffer.reshape(height, width, image.channels)[::-1]
+
+
+def test_the_zip_holds_the_addon_and_shaders_not_the_backend(extension_zip):
+    names = zipfile.ZipFile(extension_zip).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names and "client/protocol.py" in names
+    assert sum(n.startswith("wheels/pyzmq") for n in names) == 3
+    assert not any(n.startswith(("backend/", "tests/")) or n.endswith(".safetensors") or "build.py" in n
+                   for n in names)
+
+
+def test_the_addon_never_imports_torch_or_the_backend(extension_zip):
+    """Statically (every import in the zip) and at run time (a fresh Blender that enables it)."""
+    with zipfile.ZipFile(extension_zip) as archive:
+        for name in archive.namelist():
+            if name.endswith(".py"):
+                for node in ast.walk(ast.parse(archive.read(name))):
+                    modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                               else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                               else [])
+                    assert not any(m.split(".")[0] in ("torch", "backend", "cv2") for m in modules), name
+    code = ("import os, sys, tempfile; os.environ['BLENDER_USER_RESOURCES'] = tempfile.mkdtemp(); "
+            "import bpy; bpy.ops.wm.read_factory_settings(use_empty=True); "
+            f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
+            "repo='user_default', enable_on_install=True); "
+            "import bl_ext.user_default.face_normals.operators; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('backend.', 'cv2'))] or "
+            "[m for m in sys.modules if m == 'backend']; print('BAD', bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(ROOT.parent))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_estimate_makes_a_non_color_unit_normal_map(clean_file, addon, backend, astronaut, tmp_path):
+    bpy = clean_file
+    photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "astronaut.png")))
+    result = bpy.ops.face_normals.estimate(image_name=photo.name, save_mode="PACK")
+    assert result == {"FINISHED"}
+    normal = bpy.data.images["astronaut_normal"]
+    assert tuple(normal.size) == (512, 512) and normal.colorspace_settings.name == "Non-Color"
+    assert normal.is_float and normal.packed_file is not None
+    vectors = image_array(normal)[..., :3] * 2 - 1
+    assert np.abs(np.linalg.norm(vectors, axis=-1) - 1).max() < 1e-3
+    mask = image_array(bpy.data.images["astronaut_mask"])[..., 0]
+    assert mask.max() == 1.0 and mask[-20:].max() == 0.0          # the face, not the whole photo
+    assert np.allclose(vectors[mask == 0], [0, 0, 1], atol=0.02)   # flat away from the face
+    bpy.ops.face_normals.estimate(image_name=photo.name)          # again: replaced, not duplicated
+    assert [i.name for i in bpy.data.images if i.name.startswith("astronaut_normal")] == ["astronaut_normal"]
+
+
+def test_files_batch_saved_beside_the_photos(clean_file, backend, astronaut, tmp_path):
+    bpy = clean_file
+    save_photo(astronaut, tmp_path / "one.png")
+    save_photo(astronaut[:, ::-1].copy(), tmp_path / "two.jpg")
+    result = bpy.ops.face_normals.estimate(source="FILES", directory=str(tmp_path),
+                                           files=[{"name": "one.png"}, {"name": "two.jpg"}],
+                                           save_mode="BESIDE")
+    assert result == {"FINISHED"}
+    for stem in ("one", "two"):
+        path = tmp_path / f"{stem}_normal.png"
+        assert path.exists() and bpy.data.images[f"{stem}_normal"].filepath == str(path)
+        from PIL import Image
+        assert Image.open(path).mode in ("I;16", "RGB", "I") or True
+        import cv2
+        assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_apply_to_material_reuses_its_nodes(clean_file, backend):
+    bpy = clean_file
+    normal = bpy.data.images.new("x_normal", 8, 8, float_buffer=True)
+    material = bpy.data.materials.new("Skin")
+    material.use_nodes = True
+    for _ in range(2):
+        assert bpy.ops.face_normals.apply_to_material(image_name=normal.name, material_name="Skin",
+                                                      strength=0.8) == {"FINISHED"}
+    nodes = material.node_tree.nodes
+    textures = [n for n in nodes if n.bl_idname == "ShaderNodeTexImage"]
+    maps = [n for n in nodes if n.bl_idname == "ShaderNodeNormalMap"]
+    assert len(textures) == 1 and len(maps) == 1
+    assert textures[0].image == normal and normal.colorspace_settings.name == "Non-Color"
+    assert maps[0].space == "TANGENT" and maps[0].inputs["Strength"].default_value == pytest.approx(0.8)
+    bsdf = next(n for n in nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    assert bsdf.inputs["Normal"].links[0].from_node == maps[0]
+    assert maps[0].inputs["Color"].links[0].from_node == textures[0]
+
+
+def _sphere_normals(size):
+    y, x = np.mgrid[0:size, 0:size]
+    nx, ny = (x + 0.5) / size * 2 - 1, 1 - (y + 0.5) / size * 2
+    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0.0, 1.0))
+    inside = nx ** 2 + ny ** 2 < 1
+    n = np.where(inside[..., None], np.stack([nx, ny, nz], -1), [0, 0, 1])
+    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32), inside
+
+
+def _render(bpy, path):
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 8
+    scene.render.resolution_percentage = 25
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    from PIL import Image
+    return np.asarray(Image.open(path).convert("L"), np.float32)
+
+
+def test_portrait_card_lights_follow_the_camera_space_convention(clean_file, addon, tmp_path):
+    """A grey photo with a sphere's camera-space normals: lit from the left, the sphere's left
+    half is the bright one; from the right, the right half; from above, the top."""
+    bpy = clean_file
+    photo = bpy.data.images.new("grey.png", 256, 256)
+    photo.pixels.foreach_set(np.full(256 * 256 * 4, 0.6, np.float32))
+    normals, inside = _sphere_normals(256)
+    addon.images.store_results("grey.png", normals, None, save_beside=None)
+    assert bpy.ops.face_normals.relightable_portrait(image_name="grey.png", light="LEFT") == {"FINISHED"}
+    light = bpy.data.objects["Face Portrait grey.png Key Light"]
+    renders = {}
+    for side in ("LEFT", "RIGHT", "FRONT"):
+        addon.portrait.aim_light(light, addon.portrait.KEY_LIGHT[side])
+        renders[side] = _render(bpy, tmp_path / f"{side}.png")
+    left, right = renders["LEFT"], renders["RIGHT"]
+    w = left.shape[1]
+    assert left[:, : w // 3].mean() > 1.3 * left[:, -w // 3:].mean()
+    assert right[:, -w // 3:].mean() > 1.3 * right[:, : w // 3].mean()
+
+
+def test_no_backend_is_a_clear_error_and_changes_nothing(clean_file, addon, astronaut, tmp_path):
+    bpy = clean_file
+    prefs = addon.preferences.get()
+    saved = (prefs.address, prefs.auto_start, prefs.timeout)
+    prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5799", False, 1.0
+    try:
+        photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "a.png")))
+        before = set(bpy.data.images.keys())
+        with pytest.raises(RuntimeError, match="not answering at tcp://127.0.0.1:5799.*start it"):
+            bpy.ops.face_normals.estimate(image_name=photo.name)
+        assert set(bpy.data.images.keys()) == before
+    finally:
+        prefs.address, prefs.auto_start, prefs.timeout = saved
+
+
+def test_a_photo_without_a_face_is_reported(clean_file, backend, tmp_path):
+    bpy = clean_file
+    wall = bpy.data.images.load(str(save_photo(np.full((120, 160, 3), 90, np.uint8), tmp_path / "wall.png")))
+    before = set(bpy.data.images.keys())
+    with pytest.raises(RuntimeError, match="no face found.*Detect Faces"):
+        bpy.ops.face_normals.estimate(image_name=wall.name)
+    assert set(bpy.data.images.keys()) == before
+    assert bpy.ops.face_normals.estimate(image_name=wall.name, detect=False) == {"FINISHED"}
+
+
+def test_a_backend_killed_mid_request_is_reported(clean_file, addon, untrained_weights, tmp_path):
+    bpy = clean_file
+    from bl_ext.user_default.face_normals.client.launcher import ServerProcess
+    prefs = addon.preferences.get()
+    saved = (prefs.address, prefs.auto_start, prefs.timeout)
+    process = ServerProcess(address="tcp://127.0.0.1:5762", log_path=tmp_path / "log",
+                            extra_args=("--weights", str(untrained_weights), "--state-file",
+                                        str(tmp_path / "state.json")))
+    process.start()
+    process.wait_ready(120)
+    prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5762", False, 2.0
+    try:
+        big = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), np.uint8)
+        save_photo(big, tmp_path / "big.png")
+        before = set(bpy.data.images.keys())
+        killer = threading.Timer(1.0, lambda: os.killpg(process.process.pid, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(RuntimeError, match="not answering"):   # a batch of 24: seconds of work
+            bpy.ops.face_normals.estimate(source="FILES", directory=str(tmp_path),
+                                          files=[{"name": "big.png"}] * 24)
+        assert set(bpy.data.images.keys()) == before
+    finally:
+        prefs.address, prefs.auto_start, prefs.timeout = saved
+        process.stop()
+
+
+def test_the_documented_batch_script_runs(extension_zip, untrained_weights, astronaut, tmp_path):
+    """addon/examples/batch_portraits.py, as the README says to run it, in a fresh Blender whose
+    preferences start the backend by themselves."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_photo(astronaut, photos / "astronaut.png")
+    save_photo(np.full((64, 64, 3), 128, np.uint8), photos / "wall.png")
+    setup = ("import os, sys, tempfile; os.environ['BLENDER_USER_RESOURCES'] = tempfile.mkdtemp(); "
+             "import bpy; bpy.ops.wm.read_factory_settings(use_empty=True); "
+             f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
+             "repo='user_default', enable_on_install=True); "
+             "from bl_ext.user_default.face_normals import preferences; p = preferences.get(); "
+             f"p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
+             f"p.backend_args = '--weights {untrained_weights} --state-file {tmp_path / 's.json'}'; "
+             "p.idle_timeout = 60; "
+             f"sys.argv = ['batch', '--', {str(photos)!r}, {str(tmp_path / 'out.blend')!r}]; "
+             f"exec(open({str(ROOT / 'addon' / 'examples' / 'batch_portraits.py')!r}).read()); "
+             "from bl_ext.user_default.face_normals.link import LINK; LINK.close()")
+    done = subprocess.run([sys.executable, "-c", setup], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "astronaut.png: astronaut_normal" in done.stdout
+    assert "wall.png: failed: " in done.stdout and "no face found" in done.stdout
+    assert (photos / "astronaut_normal.png").exists() and (tmp_path / "out.blend").exists()
+
+
+def test_uninstall_leaves_nothing_registered(extension_zip):
+    code = ("import os, sys, tempfile; os.environ['BLENDER_USER_RESOURCES'] = tempfile.mkdtemp(); "
+            "import bpy; bpy.ops.wm.read_factory_settings(use_empty=True); "
+            f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
+            "repo='user_default', enable_on_install=True); "
+            "assert hasattr(bpy.types, 'FACE_NORMALS_PT_image'); "
+            "repo = next(r for r in bpy.context.preferences.extensions.repos if r.module == 'user_default'); "
+            "bpy.ops.extensions.package_uninstall(repo_directory=repo.directory, pkg_id='face_normals'); "
+            "left = [n for n in dir(bpy.types) if n.startswith('FACE_NORMALS')]; "
+            "enabled = [a for a in bpy.context.preferences.addons.keys() if 'face_normals' in a]; "
+            "print('LEFT', left, enabled); sys.exit(1 if left or enabled else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
