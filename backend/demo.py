@@ -1,18 +1,26 @@
-"""The main job on the bundled sample photo (`make demo`): scikit-image's astronaut portrait in,
-normal map, face mask and a relit preview out, in out/.  Prints what it wrote and how long each
-step took.
+"""The main job on the bundled sample photo (`make demo`), through the whole product:
 
-Until the Blender add-on and the service land, this runs the backend pipeline on its own.
+scikit-image's astronaut portrait -> the backend service (started here) -> the Face Normals
+extension, built and installed into headless Blender (the bpy module) -> in out/:
+astronaut_normal.png, astronaut_mask.png (written by the add-on beside the photo),
+astronaut.blend (the relightable portrait scene), astronaut_render_left.png and
+astronaut_render_right.png (Cycles renders with the key light on each side), and
+astronaut_relit.png (a quick numpy relighting from the left, above and right).
+Prints what it wrote and how long each step took.
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("out")
+ADDRESS = "tcp://127.0.0.1:5598"
 LIGHTS = {"left": (-0.8, 0.2, 0.55), "above": (0.0, 0.8, 0.6), "right": (0.8, 0.2, 0.55)}
 
 
@@ -27,47 +35,105 @@ def relight(photo: np.ndarray, normals: np.ndarray, mask: np.ndarray, direction,
     return photo * (1 - mask[..., None]) + relit * mask[..., None]
 
 
+class Steps:
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, label, action):
+        start = time.perf_counter()
+        result = action()
+        self.rows.append((label, time.perf_counter() - start))
+        return result
+
+
 def main() -> int:
     from PIL import Image
     from skimage import data
 
-    from .estimator import Estimator, WeightsError
-    from .estimator.image_io import write_mask_png, write_normal_png
+    from .client import ServerError
+    from .client.launcher import ServerProcess
 
     OUT.mkdir(exist_ok=True)
-    steps = []
+    step = Steps()
+    photo_path = (OUT / "astronaut.png").resolve()
+    step("write the sample photo", lambda: Image.fromarray(data.astronaut()).save(photo_path))
+    package = step("build the extension (make addon)", _build_extension)
 
-    def timed(label, action):
-        start = time.perf_counter()
-        result = action()
-        steps.append((label, time.perf_counter() - start))
-        return result
-
-    source = OUT / "astronaut.png"
-    timed("write the sample photo", lambda: Image.fromarray(data.astronaut()).save(source))
+    server = ServerProcess(address=ADDRESS, log_path=Path(tempfile.gettempdir()) / "face-normals-demo.log",
+                           extra_args=("--state-file", str(Path(tempfile.mkdtemp()) / "state.json")))
+    step("start the backend", server.start)
     try:
-        estimator = timed("load the model", Estimator)
-    except WeightsError as error:
+        info = step("wait for the backend (loads the model)", lambda: server.wait_ready(180))
+        print(f"backend: {info['address']} on {info['device']}, weights {info['model']['weights']}")
+        bpy, api = step("install and enable the extension in headless Blender",
+                        lambda: _blender_with_extension(package))
+        normal = step("estimate normals (add-on -> backend)",
+                      lambda: api.estimate(str(photo_path), save="BESIDE"))
+        step("build the relightable portrait", lambda: api.relightable_portrait(str(photo_path)))
+        renders = step("render it lit from the left and right (Cycles)", lambda: _renders(bpy))
+        blend = (OUT / "astronaut.blend").resolve()
+        step("save the .blend", lambda: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))
+        relit = step("numpy relit preview", lambda: _relit_preview(photo_path))
+    except (ServerError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = timed("estimate normals", lambda: estimator.estimate_file(source))
-    normal_path, mask_path = OUT / "astronaut_normal.png", OUT / "astronaut_mask.png"
-    timed("write normal map and mask", lambda: (write_normal_png(normal_path, result.normals),
-                                                write_mask_png(mask_path, result.mask)))
-    photo = np.asarray(Image.open(source), np.float32) / 255
-    relit_path = OUT / "astronaut_relit.png"
+    finally:
+        server.stop()
 
-    def preview():
-        views = [relight(photo, result.normals, result.mask, d) for d in LIGHTS.values()]
-        Image.fromarray(np.uint8(np.concatenate(views, axis=1) * 255 + 0.5)).save(relit_path)
-    timed("relit preview (" + ", ".join(LIGHTS) + ")", preview)
-
-    for path in (source, normal_path, mask_path, relit_path):
-        print(f"wrote {path}")
-    print(f"{len(result.faces)} face(s) found; timings:")
-    for label, seconds in steps:
-        print(f"  {label:<40}{seconds * 1000:8.0f} ms")
+    for path in (photo_path, Path(normal.filepath), OUT / "astronaut_mask.png", blend, *renders, relit):
+        print(f"wrote {os.path.relpath(path)}")
+    print("timings:")
+    for label, seconds in step.rows:
+        print(f"  {label:<52}{seconds:8.2f} s")
     return 0
+
+
+def _build_extension() -> Path:
+    import subprocess
+    subprocess.run([sys.executable, str(ROOT / "addon" / "build.py")], check=True, stdout=subprocess.DEVNULL)
+    return max((ROOT / "dist").glob("face_normals-*.zip"), key=lambda p: p.stat().st_mtime)
+
+
+def _blender_with_extension(package: Path):
+    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="face-normals-blender-")
+    import bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.extensions.package_install_files(filepath=str(package), repo="user_default",
+                                             enable_on_install=True)
+    from bl_ext.user_default.face_normals import api, preferences
+    prefs = preferences.get()
+    prefs.address, prefs.auto_start, prefs.timeout = ADDRESS, False, 10.0
+    return bpy, api
+
+
+def _renders(bpy) -> list[Path]:
+    from bl_ext.user_default.face_normals import portrait
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 32
+    scene.render.resolution_percentage = 50
+    light = next(o for o in bpy.data.objects if o.name.endswith("Key Light"))
+    paths = []
+    for side in ("left", "right"):
+        portrait.aim_light(light, portrait.KEY_LIGHT[side.upper()])
+        path = (OUT / f"astronaut_render_{side}.png").resolve()
+        scene.render.filepath = str(path)
+        bpy.ops.render.render(write_still=True)
+        paths.append(path)
+    return paths
+
+
+def _relit_preview(photo_path: Path) -> Path:
+    from PIL import Image
+
+    from .estimator.image_io import read_image, read_normal_png
+    photo = read_image(photo_path)
+    normals = read_normal_png(OUT / "astronaut_normal.png")
+    mask = np.asarray(Image.open(OUT / "astronaut_mask.png"), np.float32) / 255
+    views = [relight(photo, normals, mask, d) for d in LIGHTS.values()]
+    path = OUT / "astronaut_relit.png"
+    Image.fromarray(np.uint8(np.concatenate(views, axis=1) * 255 + 0.5)).save(path)
+    return path
 
 
 if __name__ == "__main__":

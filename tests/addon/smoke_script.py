@@ -1,0 +1,32 @@
+"""Run by test_blender_42 inside another Blender (bpy 4.2 LTS in its own venv, without pyzmq:
+the extension's bundled wheel must provide it).  argv: ZIP ADDRESS PHOTO OUT_DIR"""
+import os
+import sys
+import tempfile
+
+os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp()
+import bpy  # noqa: E402
+
+package, address, photo, out = sys.argv[1:5]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+assert bpy.ops.extensions.package_install_files(filepath=package, repo="user_default",
+                                                enable_on_install=True) == {"FINISHED"}
+from bl_ext.user_default.face_normals import api, preferences  # noqa: E402
+
+prefs = preferences.get()
+prefs.address, prefs.auto_start, prefs.timeout = address, False, 10.0
+normal = api.estimate(photo)
+collection = api.relightable_portrait(os.path.basename(photo), light="RIGHT")
+scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 4
+scene.render.resolution_percentage = 25
+scene.render.filepath = os.path.join(out, "render.png")
+bpy.ops.render.render(write_still=True)
+import zmq  # noqa: E402
+
+print("BLENDER", bpy.app.version_string, "ZMQ", zmq.__file__)
+print("RESULT", normal.name, tuple(normal.size), normal.colorspace_settings.name, len(collection.objects))
+from bl_ext.user_default.face_normals.link import LINK  # noqa: E402
+
+LINK.close()
