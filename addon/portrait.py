@@ -46,8 +46,18 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
     scene.render.resolution_x = 512 if aspect >= 1 else round(512 * aspect)
     scene.render.resolution_y = round(512 / aspect) if aspect >= 1 else 512
 
+    if scene.world is None:   # an empty scene renders unlit sides pitch black: add soft fill
+        world = bpy.data.worlds.get("Face Portrait Fill") or bpy.data.worlds.new("Face Portrait Fill")
+        world.color = (0.25, 0.25, 0.25)
+        world.use_nodes = True
+        background = world.node_tree.nodes.get("Background")
+        if background is not None:
+            background.inputs["Color"].default_value = (0.5, 0.5, 0.5, 1.0)
+            background.inputs["Strength"].default_value = 0.8
+        scene.world = world
+
     key = _object(f"{name} Key Light", bpy.data.lights, collection, light_type="SUN")
-    key.data.energy = 4.0
+    key.data.energy = 3.0
     key.data.angle = 0.05
     aim_light(key, KEY_LIGHT[light])
     return {"collection": collection, "card": card, "material": material, "camera": camera, "light": key}

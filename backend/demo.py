@@ -80,7 +80,7 @@ def main() -> int:
     finally:
         server.stop()
 
-    for path in (photo_path, Path(normal.filepath), OUT / "astronaut_mask.png", blend, *renders, relit):
+    for path in (photo_path, OUT / f"{Path(normal.name).stem}.png", OUT / "astronaut_mask.png", blend, *renders, relit):
         print(f"wrote {os.path.relpath(path)}")
     print("timings:")
     for label, seconds in step.rows:

@@ -245,3 +245,38 @@ def test_blender_42_installs_enables_and_uses_it(extension_zip, backend, astrona
     assert "BLENDER 4.2" in done.stdout and "/extensions/" in done.stdout   # zmq from the wheel
     assert "RESULT astronaut_normal (512, 512) Non-Color 3" in done.stdout
     assert (tmp_path / "render.png").exists()
+
+
+def test_with_the_shipped_model_the_lit_side_of_the_face_follows_the_light(clean_file, addon, astronaut,
+                                                                            tmp_path):
+    """The whole product on a real photo: shipped weights, estimate, portrait, two renders."""
+    from bl_ext.user_default.face_normals import api
+    from bl_ext.user_default.face_normals.client.launcher import ServerProcess
+    bpy = clean_file
+    prefs = addon.preferences.get()
+    saved = (prefs.address, prefs.auto_start)
+    process = ServerProcess(address="tcp://127.0.0.1:5764", log_path=tmp_path / "log",
+                            extra_args=("--state-file", str(tmp_path / "state.json")))
+    process.start()
+    process.wait_ready(120)
+    prefs.address, prefs.auto_start = "tcp://127.0.0.1:5764", False
+    try:
+        api.estimate(str(save_photo(astronaut, tmp_path / "astronaut.png")))
+        api.relightable_portrait("astronaut.png", light="LEFT")
+    finally:
+        prefs.address, prefs.auto_start = saved
+        process.stop()
+    mask = image_array(bpy.data.images["astronaut_mask"])[..., 0] > 0.5
+    light = bpy.data.objects["Face Portrait astronaut.png Key Light"]
+    renders = {}
+    for side in ("LEFT", "RIGHT"):
+        addon.portrait.aim_light(light, addon.portrait.KEY_LIGHT[side])
+        renders[side] = _render(bpy, tmp_path / f"{side}.png")
+    small = cv2.resize(mask.astype(np.uint8), renders["LEFT"].shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    columns = np.nonzero(small.any(axis=0))[0]
+    middle = (columns.min() + columns.max()) // 2
+    left_half, right_half = small.copy(), small.copy()
+    left_half[:, middle:] = False
+    right_half[:, :middle] = False
+    difference = renders["LEFT"] - renders["RIGHT"]    # positive where the left light is brighter
+    assert difference[left_half].mean() > 5 and difference[right_half].mean() < -5

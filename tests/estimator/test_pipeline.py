@@ -107,3 +107,24 @@ def test_cuda_request_without_cuda_is_refused(untrained_weights):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="no CUDA device"):
         Estimator(untrained_weights, device="cuda")
+
+
+def test_the_shipped_model_gives_a_face_shaped_map(astronaut):
+    """The shipped weights on a real portrait: the face's left side turns left, its right side
+    right, its top up and its bottom down (camera space, OpenGL), and it faces the camera."""
+    result = Estimator(device="cpu").estimate(astronaut.astype(np.float32) / 255)
+    face = result.faces[0]
+    x0, y0 = int(face.x), int(face.y)
+    x1, y1 = int(face.x + face.width), int(face.y + face.height)
+    n = result.normals
+    third_w, third_h = (x1 - x0) // 3, (y1 - y0) // 3
+    left = n[y0 + third_h:y1 - third_h, x0:x0 + third_w].reshape(-1, 3).mean(0)
+    right = n[y0 + third_h:y1 - third_h, x1 - third_w:x1].reshape(-1, 3).mean(0)
+    # the detector's box runs from the brows to the mouth: the forehead is above it, the chin
+    # at and below its bottom edge
+    h = y1 - y0
+    forehead = n[y0 - int(0.3 * h):y0, x0 + third_w:x1 - third_w].reshape(-1, 3).mean(0)
+    chin = n[y1 - int(0.05 * h):y1 + int(0.15 * h), x0 + third_w:x1 - third_w].reshape(-1, 3).mean(0)
+    assert left[0] < -0.1 and right[0] > 0.1
+    assert forehead[1] > 0.1 and chin[1] < -0.1
+    assert n[y0:y1, x0:x1, 2].mean() > 0.6
