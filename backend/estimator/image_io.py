@@ -102,8 +102,8 @@ def to_rgb_float(pixels: np.ndarray) -> np.ndarray:
         scale = 255.0
     elif pixels.dtype == np.uint16:
         scale = 65535.0
-    elif pixels.dtype in (np.float32, np.float64):
-        scale = 1.0
+    elif pixels.dtype.kind == "f":
+        scale = None
     else:
         raise ImageError(f"unsupported pixel type {pixels.dtype}")
     if pixels.ndim == 2:
@@ -113,7 +113,9 @@ def to_rgb_float(pixels: np.ndarray) -> np.ndarray:
         pixels = pixels[..., :channels - 1]
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    return np.clip(pixels.astype(np.float32) / scale, 0.0, 1.0)
+    if scale is None:
+        return np.clip(pixels, 0.0, 1.0, dtype=np.float32)
+    return np.multiply(pixels, np.float32(1 / scale), dtype=np.float32)   # already within [0, 1]
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -131,7 +133,7 @@ def encode_normals(normals: np.ndarray, convention: str = "opengl") -> np.ndarra
         raise ValueError(f"unknown normal-map convention {convention!r} (opengl or directx)")
     if convention == "directx":
         normals = normals * np.array([1.0, -1.0, 1.0], np.float32)
-    return normals.astype(np.float32)
+    return normals.astype(np.float32, copy=False)
 
 
 def write_normal_png(path: str | os.PathLike, normals: np.ndarray) -> None:

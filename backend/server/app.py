@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import zmq
 
 from .. import __version__
@@ -290,7 +291,10 @@ class Server:
             done = self.estimator.finish(job, crop_normals)
             start = time.perf_counter()
             wire = encode_normals(done.normals, work.options.get("convention", "opengl"))
-            payloads.append(protocol.pack_normals(wire, work.options.get("normals_dtype", "float16")))
+            dtype = work.options.get("normals_dtype", "float16")
+            if dtype == "float16":   # torch converts several times faster than numpy
+                wire = torch.from_numpy(wire).half().numpy()
+            payloads.append(protocol.pack_normals(wire, dtype))
             if work.options.get("mask", True):
                 payloads.append(np.round(done.mask * 255).astype(np.uint8))
             done.timings["encode"] = time.perf_counter() - start
