@@ -103,7 +103,7 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     from .training.settings import TrainSettings
     for field in dataclasses.fields(TrainSettings):
         flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
+        if field.type in (bool, "bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             parser.add_argument(flag, type=type(field.default), default=None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..estimator.networks import build_model, count_macs, count_parameters
+from ..estimator.networks import count_macs, count_parameters
 from ..estimator.weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -123,17 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None)
-    if weights is None:
-        model, weights_note = build_model().eval(), "untrained (no shipped weights yet)"
-        weights_file = Path(tempfile.mkdtemp()) / "untrained.safetensors"
-        from ..estimator.weights import save_weights
-        save_weights(model, weights_file)
-    else:
-        model, weights_note, weights_file = load_model(weights), str(weights), weights
-
+    weights_file = args.weights or DEFAULT_WEIGHTS
+    model = load_model(weights_file)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, CPU; weights: {weights_note}")
+          f"{args.threads} threads, CPU; weights: {weights_file}")
     print(f"\n{'network (256x256 face)':<28}{'params':>12}{'GMACs':>8}{'ms':>9}")
     table = network_table(model, args.repeats)
     for name, params, gmacs, ms in table:
