@@ -50,7 +50,8 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, heig
     py = lo[owner, 1] + local // w
     x, y = px + 0.5, py + 0.5
 
-    ax, ay, bx, by, cx, cy = (corners[owner, i, j] for i in range(3) for j in range(2))
+    mine = corners[owner]                                          # one gather, then views
+    ax, ay, bx, by, cx, cy = (mine[:, i, j] for i in range(3) for j in range(2))
     inv_area = 1.0 / area[owner]
     w0 = ((bx - x) * (cy - y) - (by - y) * (cx - x)) * inv_area
     w1 = ((cx - x) * (ay - y) - (cy - y) * (ax - x)) * inv_area
