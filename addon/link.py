@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
+import time
 
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
@@ -72,6 +73,14 @@ class BackendLink:
             self.info = info
             self.configure(prefs.address, prefs.timeout)
         return info is not None
+
+    def wait_ready(self, prefs, timeout: float = 120.0) -> None:
+        """Blocking (background mode only): until the started server answers, or ServerError."""
+        deadline = time.monotonic() + timeout
+        while not self.server_ready(prefs):
+            if time.monotonic() > deadline:
+                raise ServerError("unavailable", f"the backend did not answer within {timeout:.0f} s")
+            time.sleep(0.05)
 
     def stop_server(self) -> None:
         if self.process is not None:

@@ -46,11 +46,10 @@ class FACE_NORMALS_OT_start_backend(bpy.types.Operator):
         prefs = preferences.get(context)
         try:
             LINK.start_server(prefs)
-            deadline = time.monotonic() + 120
-            while not LINK.server_ready(prefs):
-                if time.monotonic() > deadline:
-                    raise ServerError("unavailable", "the backend did not answer within 120 s")
-                time.sleep(0.05)
+            if not bpy.app.background:   # the UI must not wait for the model to load
+                self.report({"INFO"}, "Starting the backend: press Connect in a few seconds")
+                return {"FINISHED"}
+            LINK.wait_ready(prefs)
         except (ServerError, OSError) as error:
             self.report({"ERROR"}, f"Could not start the backend: {error}")
             LINK.stop_server()
@@ -317,11 +316,7 @@ def _ensure_backend_blocking(prefs) -> None:
         if not prefs.auto_start:
             raise
     LINK.start_server(prefs)
-    deadline = time.monotonic() + 120
-    while not LINK.server_ready(prefs):
-        if time.monotonic() > deadline:
-            raise ServerError("unavailable", "the backend did not start within 120 s")
-        time.sleep(0.05)
+    LINK.wait_ready(prefs)
 
 
 def _limit_size(normals: np.ndarray, mask, max_size: int):

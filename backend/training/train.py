@@ -39,9 +39,21 @@ def learning_rate(step: int, total: int, peak: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
-def forever(loader: DataLoader):
-    while True:
-        yield from loader
+def optimisation_steps(module: torch.nn.Module, data: RenderedPairs, batch_size: int, steps: int,
+                       peak: float):
+    """(step, batch, optimizer) for `steps` AdamW steps on the module's parameters, cycling
+    through shuffled data, with the learning rate of `learning_rate` set for each step."""
+    optimizer = torch.optim.AdamW(module.parameters(), peak, weight_decay=1e-4)
+    loader = DataLoader(data, batch_size, shuffle=True, drop_last=True)
+    batches = iter(())
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, peak)
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        yield step, batch, optimizer
 
 
 class Log:
@@ -63,13 +75,9 @@ def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSetti
                  stage: str) -> None:
     coarse = model.coarse.train()
     size = coarse.size
-    loader = DataLoader(data, settings.coarse_batch, shuffle=True, drop_last=True)
-    optimizer = torch.optim.AdamW(coarse.parameters(), settings.learning_rate, weight_decay=1e-4)
-    batches = forever(loader)
-    for step in range(settings.coarse_steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, settings.coarse_steps, settings.learning_rate)
-        image, truth, _face, valid = next(batches)
+    for step, batch, optimizer in optimisation_steps(coarse, data, settings.coarse_batch,
+                                                     settings.coarse_steps, settings.learning_rate):
+        image, truth, _face, valid = batch
         # The coarse network works at `size`: train it there, against downsampled truth.
         image = F.interpolate(image, size=(size, size), mode="area")
         truth = F.normalize(F.interpolate(truth, size=(size, size), mode="area"), dim=1)
@@ -96,13 +104,9 @@ def train_refine(model: FaceNormalNet, data: RenderedPairs, photos: torch.Tensor
     for p in model.coarse.parameters():
         p.requires_grad_(False)
     refine = model.refine.train()
-    loader = DataLoader(data, settings.refine_batch, shuffle=True, drop_last=True)
-    optimizer = torch.optim.AdamW(refine.parameters(), settings.learning_rate, weight_decay=1e-4)
-    batches = forever(loader)
-    for step in range(settings.refine_steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, settings.refine_steps, settings.learning_rate)
-        image, truth, _face, valid = next(batches)
+    for step, batch, optimizer in optimisation_steps(refine, data, settings.refine_batch,
+                                                     settings.refine_steps, settings.learning_rate):
+        image, truth, _face, valid = batch
         with torch.no_grad():
             exemplar = model.coarse(image)
         image, exemplar, truth, valid = random_crops(settings.refine_crop, image, exemplar, truth, valid)
