@@ -39,7 +39,7 @@ class ServerUnavailable(ServerError):
 class Request:
     """One request in flight.  `state` is 'pending', 'done' or 'failed'."""
 
-    __slots__ = ("id", "kind", "state", "reply", "error", "done", "total", "sent_at")
+    __slots__ = ("id", "kind", "state", "reply", "error", "done", "total")
 
     def __init__(self, request_id: str, kind: str):
         self.id, self.kind = request_id, kind
@@ -47,7 +47,6 @@ class Request:
         self.reply: protocol.Message | None = None
         self.error: ServerError | None = None
         self.done, self.total = 0, 0          # progress of a batch
-        self.sent_at = time.monotonic()
 
     @property
     def finished(self) -> bool:

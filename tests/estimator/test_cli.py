@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from backend.estimator.image_io import read_normal_png
+
 
 def run_backend(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], capture_output=True,
@@ -14,9 +16,7 @@ def run_backend(*args, cwd=None):
 
 
 def _decode(path):
-    coded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert coded.dtype == np.uint16 and coded.ndim == 3
-    return coded[..., ::-1].astype(np.float32) / 65535 * 2 - 1
+    return read_normal_png(path)   # refuses anything but a 16-bit RGB PNG
 
 
 def test_predict_writes_normal_map_mask_npy_and_exr(tmp_path, astronaut_path, untrained_weights):
