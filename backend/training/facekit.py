@@ -42,7 +42,6 @@ class FaceKit:
         self.triangles = data["tri"][visible]
         self.triangle_material = data["tri_material"][visible].astype(np.int8)
         self.triangle_uv = data["uv"][data["tri_uv"][visible]]             # (T, 3, 2)
-        self.face_material_ids = [self.material_names.index(n) for n in FACE_MATERIALS]
         self.material = {name: i for i, name in enumerate(self.material_names)}
         landmarks = json.loads((folder / "vertex_indices.json").read_text())["idx_to_landmark_verts"]
         self.landmark_vertices = np.asarray(landmarks)
