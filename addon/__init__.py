@@ -1,22 +1,24 @@
 """Face Normals: estimate normal maps of face photos with the face-normals backend, apply them
-to materials, and build relightable portraits.  The backend runs in its own process (it needs
+to materials, build relightable portraits, and preview relighting in the Image Editor.  The backend runs in its own process (it needs
 PyTorch, which Blender's Python does not have); `client/` talks to it over ZeroMQ."""
 from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, preferences
+from . import operators, panels, preferences, relight
 from .link import LINK
 
-CLASSES = (preferences.FaceNormalsPreferences, *operators.CLASSES, *panels.CLASSES)
+CLASSES = (preferences.FaceNormalsPreferences, *operators.CLASSES, *relight.CLASSES, *panels.CLASSES)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    relight.register_settings()
 
 
 def unregister():
     LINK.close()
+    relight.unregister_settings()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -3,6 +3,7 @@
     from bl_ext.user_default.face_normals import api      # the installed extension's package
     normal = api.estimate("/photos/anna.jpg")              # -> bpy Image "<stem>_normal"
     api.relightable_portrait("anna.jpg", light="RIGHT")
+    api.relit("anna.jpg", [((-1, 0.3, 0.6), (1, 0.9, 0.8), 1.2)])   # -> "<stem>_relit" image
     api.batch("/photos", save="BESIDE")                   # every photo of a folder
 
 Each call runs the add-on's operators, so scripts and the UI do exactly the same thing; failures
@@ -51,6 +52,23 @@ def relightable_portrait(photo: str | bpy.types.Image, *, light: str = "LEFT") -
         load(photo) if isinstance(photo, str) else photo)
     _run(bpy.ops.face_normals.relightable_portrait, image_name=image.name, light=light)
     return bpy.data.collections[f"Face Portrait {image.name}"]
+
+
+def relit(photo: str | bpy.types.Image, lights, **settings) -> bpy.types.Image:
+    """Bake the photo relit into '<stem>_relit'.  lights: up to four (direction, colour, intensity);
+    settings: any of the Relight panel's (specular=0.3, exposure=0.5, ...).  The scene's relight
+    settings are set to these, as if made in the panel."""
+    image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
+        load(photo) if isinstance(photo, str) else photo)
+    scene_settings = bpy.context.scene.face_normals_relight
+    scene_settings.lights.clear()
+    for direction, colour, intensity in lights:
+        light = scene_settings.lights.add()
+        light.direction, light.colour, light.intensity = direction, colour, intensity
+    for name, value in settings.items():
+        setattr(scene_settings, name, value)
+    _run(bpy.ops.face_normals.relight_bake, image_name=image.name)
+    return bpy.data.images[f"{os.path.splitext(image.name)[0]}_relit"]
 
 
 def batch(folder: str, *, detect: bool = True, save: str = "BESIDE", portraits: bool = False) -> dict:

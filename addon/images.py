@@ -66,16 +66,27 @@ def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None
     return normal_image, mask_image
 
 
-def _new_replacing(name: str, width: int, height: int) -> bpy.types.Image:
-    """A float Non-Color image; an existing one of that name is reused (running twice does not
-    pile up name.001 copies)."""
+def store_relit(name: str, relit: np.ndarray) -> bpy.types.Image:
+    """A relit photo (H, W, 3), sRGB-encoded, as an 8-bit sRGB image packed into the .blend."""
+    height, width = relit.shape[:2]
+    image = _new_replacing(name, width, height, float_buffer=False, colorspace="sRGB")
+    _set_pixels(image, np.dstack([relit, np.ones((height, width))]))
+    image.pack()
+    return image
+
+
+def _new_replacing(name: str, width: int, height: int, *, float_buffer: bool = True,
+                   colorspace: str = "Non-Color") -> bpy.types.Image:
+    """A new image (float Non-Color unless told); an existing one of that name is reused (running
+    twice does not pile up name.001 copies)."""
     image = bpy.data.images.get(name)
-    if image is not None and (tuple(image.size) != (width, height) or image.filepath):
+    if image is not None and (tuple(image.size) != (width, height) or image.filepath
+                              or image.is_float != float_buffer):
         bpy.data.images.remove(image)
         image = None
     if image is None:
-        image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=True)
-    image.colorspace_settings.name = "Non-Color"
+        image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=float_buffer)
+    image.colorspace_settings.name = colorspace
     return image
 
 

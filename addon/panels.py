@@ -56,4 +56,40 @@ class FACE_NORMALS_PT_view3d(_FaceNormalsPanel, bpy.types.Panel):
     source = "NODE"
 
 
-CLASSES = (FACE_NORMALS_PT_image, FACE_NORMALS_PT_shader, FACE_NORMALS_PT_view3d)
+class FACE_NORMALS_PT_relight(bpy.types.Panel):
+    """The relighting preview's settings, below the Image Editor's Face Normals panel."""
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Face Normals"
+    bl_label = "Relight"
+
+    def draw(self, context):
+        settings = context.scene.face_normals_relight
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator("face_normals.relight_preview", icon="LIGHT_SUN")
+        row.operator("face_normals.relight_bake", icon="RENDER_STILL")
+        layout.template_ID(settings, "normal_map", open="image.open")
+        layout.template_ID(settings, "mask", open="image.open")
+        for index, light in enumerate(settings.lights):
+            box = layout.box()
+            header = box.row()
+            header.label(text=f"Light {index + 1}" + ("  (dragged)" if index == settings.active_light else ""))
+            header.operator("face_normals.relight_light_remove", text="", icon="X").index = index
+            box.prop(light, "direction", text="")
+            row = box.row(align=True)
+            row.prop(light, "colour", text="")
+            row.prop(light, "intensity")
+        row = layout.row(align=True)
+        row.operator("face_normals.relight_light_add", icon="ADD")
+        row.prop(settings, "active_light")
+        col = layout.column(align=True)
+        col.prop(settings, "ambient_colour")
+        col.prop(settings, "ambient_strength")
+        col.prop(settings, "ambient_from_above")
+        col = layout.column(align=True)
+        for name in ("delight", "specular", "roughness", "exposure"):
+            col.prop(settings, name)
+
+
+CLASSES = (FACE_NORMALS_PT_image, FACE_NORMALS_PT_relight, FACE_NORMALS_PT_shader, FACE_NORMALS_PT_view3d)

@@ -5,7 +5,8 @@ extension, built and installed into headless Blender (the bpy module) -> in out/
 astronaut_normal.png, astronaut_mask.png (written by the add-on beside the photo),
 astronaut.blend (the relightable portrait scene), astronaut_render_left.png and
 astronaut_render_right.png (Cycles renders with the key light on each side), and
-astronaut_relit.png (a quick numpy relighting from the left, above and right).
+astronaut_relit.png (the photo relit from the left, above and right by the add-on's relight
+bake: the preview's relighting model, shaders/relight.py).
 Prints what it wrote and how long each step took.
 """
 from __future__ import annotations
@@ -22,17 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("out")
 ADDRESS = "tcp://127.0.0.1:5598"
 LIGHTS = {"left": (-0.8, 0.2, 0.55), "above": (0.0, 0.8, 0.6), "right": (0.8, 0.2, 0.55)}
-
-
-def relight(photo: np.ndarray, normals: np.ndarray, mask: np.ndarray, direction, ambient: float = 0.35
-            ) -> np.ndarray:
-    """Lambertian relighting: divide out a frontal shading estimate, multiply in the new light;
-    only inside the face mask."""
-    light = np.asarray(direction, np.float32) / np.linalg.norm(direction)
-    original = ambient + (1 - ambient) * np.clip(normals[..., 2], 0, 1)
-    shading = ambient + (1 - ambient) * np.clip(normals @ light, 0, 1)
-    relit = np.clip(photo * (shading / original)[..., None], 0, 1)
-    return photo * (1 - mask[..., None]) + relit * mask[..., None]
 
 
 class Steps:
@@ -57,7 +47,7 @@ def main() -> int:
     step = Steps()
     photo_path = (OUT / "astronaut.png").resolve()
     step("write the sample photo", lambda: Image.fromarray(data.astronaut()).save(photo_path))
-    package = step("build the extension (make addon)", _build_extension)
+    package = step("build the extension (make addon)", build_extension)
 
     server = ServerProcess(address=ADDRESS, log_path=Path(tempfile.gettempdir()) / "face-normals-demo.log",
                            extra_args=("--state-file", str(Path(tempfile.mkdtemp()) / "state.json")))
@@ -66,14 +56,14 @@ def main() -> int:
         info = step("wait for the backend (loads the model)", lambda: server.wait_ready(180))
         print(f"backend: {info['address']} on {info['device']}, weights {info['model']['weights']}")
         bpy, api = step("install and enable the extension in headless Blender",
-                        lambda: _blender_with_extension(package))
+                        lambda: blender_with_extension(package))
         normal = step("estimate normals (add-on -> backend)",
                       lambda: api.estimate(str(photo_path), save="BESIDE"))
         step("build the relightable portrait", lambda: api.relightable_portrait(str(photo_path)))
         renders = step("render it lit from the left and right (Cycles)", lambda: _renders(bpy))
         blend = (OUT / "astronaut.blend").resolve()
         step("save the .blend", lambda: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))
-        relit = step("numpy relit preview", lambda: _relit_preview(photo_path))
+        relit = step("relight it from three sides (add-on's bake)", lambda: _relit_views(bpy, api, photo_path))
     except (ServerError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -88,13 +78,13 @@ def main() -> int:
     return 0
 
 
-def _build_extension() -> Path:
+def build_extension() -> Path:
     import subprocess
     subprocess.run([sys.executable, str(ROOT / "addon" / "build.py")], check=True, stdout=subprocess.DEVNULL)
     return max((ROOT / "dist").glob("face_normals-*.zip"), key=lambda p: p.stat().st_mtime)
 
 
-def _blender_with_extension(package: Path):
+def blender_with_extension(package: Path):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="face-normals-blender-")
     import bpy
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -123,14 +113,18 @@ def _renders(bpy) -> list[Path]:
     return paths
 
 
-def _relit_preview(photo_path: Path) -> Path:
+def _relit_views(bpy, api, photo_path: Path) -> Path:
+    """The photo relit from each of LIGHTS by the add-on's bake (the relighting preview's model),
+    side by side."""
     from PIL import Image
 
-    from .estimator.image_io import read_image, read_normal_png
-    photo = read_image(photo_path)
-    normals = read_normal_png(OUT / "astronaut_normal.png")
-    mask = np.asarray(Image.open(OUT / "astronaut_mask.png"), np.float32) / 255
-    views = [relight(photo, normals, mask, d) for d in LIGHTS.values()]
+    views = []
+    for direction in LIGHTS.values():
+        image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)], specular=0.15)
+        width, height = image.size
+        pixels = np.empty(width * height * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+        views.append(pixels.reshape(height, width, 4)[::-1, :, :3])
     path = OUT / "astronaut_relit.png"
     Image.fromarray(np.uint8(np.concatenate(views, axis=1) * 255 + 0.5)).save(path)
     return path

@@ -23,7 +23,19 @@ scene.cycles.samples = 4
 scene.render.resolution_percentage = 25
 scene.render.filepath = os.path.join(out, "render.png")
 bpy.ops.render.render(write_still=True)
+import numpy as np  # noqa: E402
 import zmq  # noqa: E402
+from bl_ext.user_default.face_normals import relight, relight_gpu  # noqa: E402
+
+# The relighting GLSL compiles and agrees with its reference here too (a Workbench render
+# initialises the gpu module; Cycles does not).
+scene.render.engine = "BLENDER_WORKBENCH"
+bpy.ops.render.render(write_still=True)
+settings = scene.face_normals_relight
+pixels, normal_map, mask = relight.inputs(bpy.data.images[os.path.basename(photo)], settings)
+on_gpu = relight_gpu.RelitImage(pixels, normal_map, mask).render(relight.lighting(settings))
+reference = relight.model.relight(pixels, normal_map, relight.lighting(settings), mask)
+print("RELIGHT", float(np.mean(np.abs(on_gpu - reference) * 255 <= 2)))
 
 print("BLENDER", bpy.app.version_string, "ZMQ", zmq.__file__)
 print("RESULT", normal.name, tuple(normal.size), normal.colorspace_settings.name, len(collection.objects))

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import sphere_normals
+
 from .conftest import ROOT, save_photo
 
 
@@ -24,6 +26,7 @@ def image_array(image) -> np.ndarray:
 def test_the_zip_holds_the_addon_and_shaders_not_the_backend(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "client/protocol.py" in names
+    assert {"shaders/relight.py", "shaders/relight.frag.glsl", "shaders/relight.vert.glsl"} <= set(names)
     assert sum(n.startswith("wheels/pyzmq") for n in names) == 3
     assert not any(n.startswith(("backend/", "tests/")) or n.endswith(".safetensors") or "build.py" in n
                    for n in names)
@@ -102,15 +105,6 @@ def test_apply_to_material_reuses_its_nodes(clean_file):
     assert maps[0].inputs["Color"].links[0].from_node == textures[0]
 
 
-def _sphere_normals(size):
-    y, x = np.mgrid[0:size, 0:size]
-    nx, ny = (x + 0.5) / size * 2 - 1, 1 - (y + 0.5) / size * 2
-    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0.0, 1.0))
-    inside = nx ** 2 + ny ** 2 < 1
-    n = np.where(inside[..., None], np.stack([nx, ny, nz], -1), [0, 0, 1])
-    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32), inside
-
-
 def _render(bpy, path):
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -128,7 +122,7 @@ def test_portrait_card_lights_follow_the_camera_space_convention(clean_file, add
     bpy = clean_file
     photo = bpy.data.images.new("grey.png", 256, 256)
     photo.pixels.foreach_set(np.full(256 * 256 * 4, 0.6, np.float32))
-    normals, inside = _sphere_normals(256)
+    normals, inside = sphere_normals(256)
     addon.images.store_results("grey.png", normals, None, save_beside=None)
     assert bpy.ops.face_normals.relightable_portrait(image_name="grey.png", light="LEFT") == {"FINISHED"}
     light = bpy.data.objects["Face Portrait grey.png Key Light"]
@@ -244,6 +238,7 @@ def test_blender_42_installs_enables_and_uses_it(extension_zip, backend, astrona
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "BLENDER 4.2" in done.stdout and "/extensions/" in done.stdout   # zmq from the wheel
     assert "RESULT astronaut_normal (512, 512) Non-Color 3" in done.stdout
+    assert float(done.stdout.split("RELIGHT ")[1].split()[0]) >= 0.99
     assert (tmp_path / "render.png").exists()
 
 

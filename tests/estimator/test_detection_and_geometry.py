@@ -4,6 +4,7 @@ import pytest
 
 from backend.estimator import geometry
 from backend.estimator.detection import FaceBox, FaceDetector
+from helpers import sphere_normals
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +84,11 @@ def test_patch_is_clipped_to_the_photo_and_masked_to_the_window():
     assert patch.mask[1:].min() == 1.0         # every pixel whose centre is inside counts
 
 
-def _sphere_normals(size):
-    y, x = np.mgrid[0:size, 0:size]
-    nx, ny = (x + 0.5) / size * 2 - 1, 1 - (y + 0.5) / size * 2
-    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0.0, 1.0))
-    n = np.stack([nx, ny, nz], -1)
-    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def test_paste_back_keeps_the_orientation_of_camera_space_normals():
     """A sphere's normals pasted into a photo still point right on the right and up at the top:
     the crop/paste path neither flips nor transposes."""
     crop = geometry.Crop(x0=300.0, y0=100.0, side=200.0)
-    patch = geometry.paste_back(_sphere_normals(256), np.ones((256, 256), np.float32), crop, 480, 640)
+    patch = geometry.paste_back(sphere_normals(256)[0], np.ones((256, 256), np.float32), crop, 480, 640)
     normals, mask = geometry.composite([patch], 480, 640)
     assert normals[200, 490, 0] > 0.8 and normals[200, 310, 0] < -0.8   # right side +x, left -x
     assert normals[110, 400, 1] > 0.8 and normals[290, 400, 1] < -0.8   # top +y, bottom -y

@@ -9,6 +9,7 @@ from PIL import Image
 
 from backend.estimator.image_io import (ImageError, encode_normals, read_image, read_normal_png,
                                         write_exr, write_mask_png, write_normal_png)
+from helpers import sphere_normals
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -114,18 +115,8 @@ def test_pixel_limit_is_adjustable():
         read_image(data, max_pixels=9_999)
 
 
-def _sphere(size=64):
-    """Camera-space unit normals of a sphere filling the image (OpenGL: +y up, so row 0 is +y)."""
-    y, x = np.mgrid[0:size, 0:size]
-    nx = (x + 0.5) / size * 2 - 1
-    ny = 1 - (y + 0.5) / size * 2
-    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
-    n = np.stack([nx, ny, nz], -1)
-    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def test_normal_png_is_16_bit_rgb_in_opengl_order(tmp_path):
-    normals = _sphere()
+    normals = sphere_normals(64)[0]
     write_normal_png(tmp_path / "n.png", normals)
     stored = cv2.imread(str(tmp_path / "n.png"), cv2.IMREAD_UNCHANGED)
     assert stored.dtype == np.uint16 and stored.shape == (64, 64, 3)
@@ -136,7 +127,7 @@ def test_normal_png_is_16_bit_rgb_in_opengl_order(tmp_path):
 
 
 def test_directx_convention_flips_green_only():
-    normals = _sphere()
+    normals = sphere_normals(64)[0]
     flipped = encode_normals(normals, "directx")
     assert np.array_equal(flipped[..., 1], -normals[..., 1])
     assert np.array_equal(flipped[..., [0, 2]], normals[..., [0, 2]])
@@ -149,7 +140,7 @@ def test_mask_and_exr_writers(tmp_path):
     write_mask_png(tmp_path / "m.png", mask)
     stored = cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED)
     assert stored.dtype == np.uint8 and stored.shape == (64, 64) and stored[-1, -1] == 255
-    normals = _sphere()
+    normals = sphere_normals(64)[0]
     write_exr(tmp_path / "n.exr", normals)
     back = cv2.imread(str(tmp_path / "n.exr"), cv2.IMREAD_UNCHANGED)[..., ::-1]
     assert np.abs(back - normals).max() < 1e-6

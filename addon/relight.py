@@ -1,0 +1,227 @@
+"""Relighting preview in the Image Editor: drag the mouse over a portrait to move the light and see it
+relit at once (shaders/relight.frag.glsl drawn over the image), tune the lights in the sidebar, and
+bake the relit view into a new image.
+
+The settings live on the scene (`scene.face_normals_relight`), so the preview, the bake and scripts
+read the same ones.  The bake runs the GLSL offscreen in the UI and the numpy reference of the same
+model (shaders/relight.py) in background mode, where Blender's gpu module is not available."""
+from __future__ import annotations
+
+import math
+import os
+
+import bpy
+import numpy as np
+from bpy.props import (CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+from . import images
+from .shaders import relight as model
+
+
+class FaceNormalsLight(bpy.types.PropertyGroup):
+    direction: FloatVectorProperty(name="Direction", subtype="DIRECTION", size=3, default=(-0.6, 0.4, 0.7),
+                                   description="Toward the light, in the photo's camera space (+X right, +Y up, "
+                                               "+Z toward the viewer)")
+    colour: FloatVectorProperty(name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0, default=(1.0, 1.0, 1.0))
+    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, soft_max=5.0)
+
+
+class FaceNormalsRelight(bpy.types.PropertyGroup):
+    normal_map: PointerProperty(name="Normal Map", type=bpy.types.Image,
+                                description="Default: <photo>_normal")
+    mask: PointerProperty(name="Mask", type=bpy.types.Image,
+                          description="Where to relight; default: <photo>_mask, else everywhere")
+    lights: CollectionProperty(type=FaceNormalsLight)
+    active_light: IntProperty(name="Dragged Light", default=0, min=0, max=model.MAX_LIGHTS - 1,
+                              description="The light the mouse moves in the preview")
+    ambient_colour: FloatVectorProperty(name="Ambient", subtype="COLOR", size=3, min=0.0, max=1.0,
+                                        default=(1.0, 1.0, 1.0))
+    ambient_strength: FloatProperty(name="Ambient Strength", default=0.25, min=0.0, soft_max=2.0)
+    ambient_from_above: FloatProperty(name="From Above", default=0.3, min=-1.0, max=1.0,
+                                      description="Ambient brighter on faces turned up (positive) or down")
+    delight: FloatProperty(name="Remove Original Shading", default=0.7, min=0.0, max=1.0,
+                           description="How much of a frontal-light shading estimate is divided out of the photo")
+    specular: FloatProperty(name="Specular", default=0.1, min=0.0, soft_max=1.0)
+    roughness: FloatProperty(name="Roughness", default=0.5, min=0.05, max=1.0)
+    exposure: FloatProperty(name="Exposure", default=0.0, soft_min=-4.0, soft_max=4.0, description="Stops")
+
+
+def lighting(settings: FaceNormalsRelight) -> model.Lighting:
+    """The model's parameters from the scene's settings; with no light listed, one default light."""
+    lights = [model.Light(tuple(light.direction), tuple(light.colour), light.intensity)
+              for light in settings.lights[:model.MAX_LIGHTS]] or [model.Light((-0.6, 0.4, 0.7))]
+    return model.Lighting(lights, model.ambient_sh(tuple(settings.ambient_colour), settings.ambient_strength,
+                                                   settings.ambient_from_above),
+                          delight=settings.delight, specular=settings.specular,
+                          roughness=settings.roughness, exposure=settings.exposure)
+
+
+def light_at(u: float, v: float) -> tuple[float, float, float]:
+    """Direction toward a light seen at (u, v) over the image (0..1 each): the point on a sphere
+    inscribed in the image, so the middle is frontal and the edges graze."""
+    x, y = 2 * u - 1, 2 * v - 1
+    radius = math.hypot(x, y)
+    if radius >= 1:
+        return x / radius, y / radius, 0.0
+    return x, y, math.sqrt(1 - radius * radius)
+
+
+def _resized(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resample (maps estimated at a reduced size still line up with the photo)."""
+    if array.shape[:2] == (height, width):
+        return array
+    rows = (np.arange(height) * array.shape[0] // height)
+    cols = (np.arange(width) * array.shape[1] // width)
+    return array[rows][:, cols]
+
+
+def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight):
+    """(photo sRGB-encoded, normal map encoded, mask or None) as float32 arrays at the photo's size."""
+    stem = os.path.splitext(photo.name)[0]
+    normal_image = settings.normal_map or bpy.data.images.get(f"{stem}_normal")
+    if normal_image is None:
+        raise ValueError(f"No normal map for '{photo.name}': estimate one, or pick it in the Relight panel")
+    mask_image = settings.mask or bpy.data.images.get(f"{stem}_mask")
+    pixels = images.image_pixels(photo)
+    if photo.is_float and photo.colorspace_settings.name != "Non-Color":
+        pixels = model.linear_to_srgb(pixels)    # float images hold linear light; the model takes sRGB
+    height, width = pixels.shape[:2]
+    normal_map = _resized(images.image_pixels(normal_image), height, width)
+    mask = None if mask_image is None else _resized(images.image_pixels(mask_image)[..., 0], height, width)
+    return pixels, normal_map, mask
+
+
+def _photo(context, name: str):
+    if name:
+        return bpy.data.images.get(name)
+    space = context.space_data
+    return space.image if getattr(space, "type", "") == "IMAGE_EDITOR" else None
+
+
+class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
+    """Bake the relit photo, with the Relight panel's lights, into a new image <photo>_relit"""
+    bl_idname = "face_normals.relight_bake"
+    bl_label = "Bake Relit Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    image_name: StringProperty(name="Photo", description="Default: the Image Editor's image")
+
+    def execute(self, context):
+        photo = _photo(context, self.image_name)
+        if photo is None:
+            self.report({"ERROR"}, "No photo: open one in the Image Editor, or pass image_name")
+            return {"CANCELLED"}
+        settings = context.scene.face_normals_relight
+        try:
+            pixels, normal_map, mask = inputs(photo, settings)
+            if bpy.app.background:
+                relit = model.relight(pixels, normal_map, lighting(settings), mask)
+            else:
+                from .relight_gpu import RelitImage
+                relit = RelitImage(pixels, normal_map, mask).render(lighting(settings))
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        baked = images.store_relit(f"{os.path.splitext(photo.name)[0]}_relit", relit)
+        self.report({"INFO"}, f"Baked '{baked.name}'")
+        return {"FINISHED"}
+
+
+class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
+    """Draw the photo relit over itself; drag with the left mouse button to move the light,
+    Esc or right-click to stop"""
+    bl_idname = "face_normals.relight_preview"
+    bl_label = "Relight Preview"
+
+    _handle = None
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.space_data, "type", "") == "IMAGE_EDITOR" and context.space_data.image
+
+    def invoke(self, context, event):
+        from .relight_gpu import RelitImage
+        settings = context.scene.face_normals_relight
+        try:
+            self.relit = RelitImage(*inputs(context.space_data.image, settings))
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if not settings.lights:
+            settings.lights.add()
+        self.dragging = False
+        self._handle = bpy.types.SpaceImageEditor.draw_handler_add(self.draw_relit, (), "WINDOW", "POST_PIXEL")
+        context.window_manager.modal_handler_add(self)
+        context.area.tag_redraw()
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        self.report({"ERROR"}, "The preview is interactive: use Bake Relit Image in scripts")
+        return {"CANCELLED"}
+
+    def draw_relit(self):
+        context = bpy.context
+        view = context.region.view2d     # the image spans (0, 0)-(1, 1) in the Image Editor's view space
+        corners = (view.view_to_region(0.0, 0.0, clip=False), view.view_to_region(1.0, 1.0, clip=False))
+        self.relit.draw(lighting(context.scene.face_normals_relight), corners)
+
+    def modal(self, context, event):
+        context.area.tag_redraw()
+        if event.type in {"ESC", "RIGHTMOUSE"}:
+            bpy.types.SpaceImageEditor.draw_handler_remove(self._handle, "WINDOW")
+            return {"FINISHED"}
+        region = context.region
+        inside = 0 <= event.mouse_region_x < region.width and 0 <= event.mouse_region_y < region.height
+        if event.type == "LEFTMOUSE":
+            self.dragging = event.value == "PRESS" and inside
+        if self.dragging and event.type in {"MOUSEMOVE", "LEFTMOUSE"}:
+            settings = context.scene.face_normals_relight
+            light = settings.lights[min(settings.active_light, len(settings.lights) - 1)]
+            u, v = region.view2d.region_to_view(event.mouse_region_x, event.mouse_region_y)
+            light.direction = light_at(u, v)
+            return {"RUNNING_MODAL"}
+        return {"PASS_THROUGH"}
+
+
+class FACE_NORMALS_OT_relight_light_add(bpy.types.Operator):
+    """Add a light to the relighting preview (at most four)"""
+    bl_idname = "face_normals.relight_light_add"
+    bl_label = "Add Light"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        lights = context.scene.face_normals_relight.lights
+        if len(lights) >= model.MAX_LIGHTS:
+            self.report({"ERROR"}, f"At most {model.MAX_LIGHTS} lights")
+            return {"CANCELLED"}
+        lights.add()
+        return {"FINISHED"}
+
+
+class FACE_NORMALS_OT_relight_light_remove(bpy.types.Operator):
+    """Remove a light from the relighting preview"""
+    bl_idname = "face_normals.relight_light_remove"
+    bl_label = "Remove Light"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty(name="Light", default=0, min=0)
+
+    def execute(self, context):
+        lights = context.scene.face_normals_relight.lights
+        if self.index >= len(lights):
+            return {"CANCELLED"}
+        lights.remove(self.index)
+        return {"FINISHED"}
+
+
+def register_settings():
+    bpy.types.Scene.face_normals_relight = PointerProperty(type=FaceNormalsRelight)
+
+
+def unregister_settings():
+    del bpy.types.Scene.face_normals_relight
+
+
+CLASSES = (FaceNormalsLight, FaceNormalsRelight, FACE_NORMALS_OT_relight_bake, FACE_NORMALS_OT_relight_preview,
+           FACE_NORMALS_OT_relight_light_add, FACE_NORMALS_OT_relight_light_remove)

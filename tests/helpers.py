@@ -1,0 +1,13 @@
+"""Small known inputs the tests share."""
+import numpy as np
+
+
+def sphere_normals(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-space unit normals (size, size, 3) of a sphere filling the image (OpenGL: +x right,
+    +y up, so row 0 is +y), flat (0, 0, 1) outside it, and the (size, size) bool mask inside it."""
+    y, x = np.mgrid[0:size, 0:size]
+    nx, ny = (x + 0.5) / size * 2 - 1, 1 - (y + 0.5) / size * 2
+    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0.0, 1.0))
+    inside = nx ** 2 + ny ** 2 < 1
+    n = np.where(inside[..., None], np.stack([nx, ny, nz], -1), [0, 0, 1])
+    return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32), inside
