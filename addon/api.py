@@ -4,6 +4,7 @@
     normal = api.estimate("/photos/anna.jpg")              # -> bpy Image "<stem>_normal"
     api.relightable_portrait("anna.jpg", light="RIGHT")
     api.relit("anna.jpg", [((-1, 0.3, 0.6), (1, 0.9, 0.8), 1.2)])   # -> "<stem>_relit" image
+    api.project_onto_mesh(head, [("front.jpg", "Camera Front"), ("left.jpg", "Camera Left")])
     api.batch("/photos", save="BESIDE")                   # every photo of a folder
 
 Each call runs the add-on's operators, so scripts and the UI do exactly the same thing; failures
@@ -69,6 +70,22 @@ def relit(photo: str | bpy.types.Image, lights, **settings) -> bpy.types.Image:
         setattr(scene_settings, name, value)
     _run(bpy.ops.face_normals.relight_bake, image_name=image.name)
     return bpy.data.images[f"{os.path.splitext(image.name)[0]}_relit"]
+
+
+def project_onto_mesh(obj: bpy.types.Object, views, *, resolution: int = 1024, blend: str = "FACING",
+                      colour: bool = False, strength: float = 1.0) -> bpy.types.Image:
+    """Project photos' normals (estimated first where missing) onto a mesh's own UV normal map and
+    wire it into its material.  views: (photo path, Image or name, camera object or name) pairs.
+    Returns the '<object>_projected_normal' image."""
+    pairs = []
+    for photo, camera in views:
+        image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
+            load(photo) if isinstance(photo, str) else photo)
+        camera_name = camera if isinstance(camera, str) else camera.name
+        pairs.append({"name": f"{image.name} | {camera_name}", "photo": image.name, "camera": camera_name})
+    _run(bpy.ops.face_normals.project_normals, object_name=obj.name, views=pairs, resolution=resolution,
+         blend=blend, colour=colour, strength=strength)
+    return bpy.data.images[f"{obj.name}_projected_normal"]
 
 
 def batch(folder: str, *, detect: bool = True, save: str = "BESIDE", portraits: bool = False) -> dict:

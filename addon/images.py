@@ -55,9 +55,7 @@ def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None
             mask_image = _load_replacing(f"{stem}_mask", mask_path)
         return normal_image, mask_image
     height, width = normals.shape[:2]
-    normal_image = _new_replacing(f"{stem}_normal", width, height)
-    _set_pixels(normal_image, np.dstack([coded, np.ones((height, width))]))
-    normal_image.pack()
+    normal_image = store_normal_map(f"{stem}_normal", normals)
     mask_image = None
     if mask is not None:
         mask_image = _new_replacing(f"{stem}_mask", width, height)
@@ -66,11 +64,20 @@ def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None
     return normal_image, mask_image
 
 
-def store_relit(name: str, relit: np.ndarray) -> bpy.types.Image:
-    """A relit photo (H, W, 3), sRGB-encoded, as an 8-bit sRGB image packed into the .blend."""
-    height, width = relit.shape[:2]
+def store_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:
+    """sRGB-encoded pixels (H, W, 3 or 4) as an 8-bit sRGB image packed into the .blend."""
+    height, width = pixels.shape[:2]
     image = _new_replacing(name, width, height, float_buffer=False, colorspace="sRGB")
-    _set_pixels(image, np.dstack([relit, np.ones((height, width))]))
+    _set_pixels(image, pixels if pixels.shape[2] == 4 else np.dstack([pixels, np.ones((height, width))]))
+    image.pack()
+    return image
+
+
+def store_normal_map(name: str, normals: np.ndarray) -> bpy.types.Image:
+    """Unit normals (H, W, 3) as a float Non-Color image (value = n * 0.5 + 0.5) packed into the .blend."""
+    height, width = normals.shape[:2]
+    image = _new_replacing(name, width, height)
+    _set_pixels(image, np.dstack([np.clip(normals * 0.5 + 0.5, 0.0, 1.0), np.ones((height, width))]))
     image.pack()
     return image
 

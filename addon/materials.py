@@ -7,6 +7,7 @@ import bpy
 NORMAL_TEXTURE = "Face Normals Texture"
 NORMAL_MAP = "Face Normals Map"
 BASE_TEXTURE = "Face Normals Photo"
+UV_MAP = "Face Normals UV"
 
 
 def find_or_add(tree: bpy.types.NodeTree, bl_idname: str, name: str, location) -> bpy.types.Node:
@@ -27,8 +28,9 @@ def principled(tree: bpy.types.NodeTree) -> bpy.types.Node | None:
 
 
 def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image,
-                     strength: float = 1.0) -> bpy.types.Node:
-    """Image Texture (Non-Color) -> Normal Map (tangent) -> the Principled BSDF's Normal."""
+                     strength: float = 1.0, uv_map: str = "") -> bpy.types.Node:
+    """Image Texture (Non-Color) -> Normal Map (tangent) -> the Principled BSDF's Normal; with
+    uv_map, the texture is read and the tangent frame built in that UV map (else the active one)."""
     material.use_nodes = True
     tree = material.node_tree
     bsdf = principled(tree)
@@ -41,18 +43,32 @@ def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image
     normal_map = find_or_add(tree, "ShaderNodeNormalMap", NORMAL_MAP, (x - 280, y - 350))
     normal_map.space = "TANGENT"
     normal_map.inputs["Strength"].default_value = strength
+    normal_map.uv_map = uv_map
     _link(tree, texture.outputs["Color"], normal_map.inputs["Color"])
     _link(tree, normal_map.outputs["Normal"], bsdf.inputs["Normal"])
+    _read_through_uv_map(tree, texture, uv_map)
     return normal_map
 
 
-def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image) -> None:
+def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image, uv_map: str = "") -> None:
     tree = material.node_tree
     bsdf = principled(tree)
     x, y = bsdf.location
     texture = find_or_add(tree, "ShaderNodeTexImage", BASE_TEXTURE, (x - 600, y))
     texture.image = photo
     _link(tree, texture.outputs["Color"], bsdf.inputs["Base Color"])
+    _read_through_uv_map(tree, texture, uv_map)
+
+
+def _read_through_uv_map(tree, texture, uv_map: str) -> None:
+    """Feed the texture's Vector from a UV Map node naming `uv_map` (shared by the add-on's
+    textures); with no name, the texture keeps the mesh's active UV map."""
+    if not uv_map:
+        return
+    x, y = texture.location
+    node = find_or_add(tree, "ShaderNodeUVMap", UV_MAP, (x - 250, y - 150))
+    node.uv_map = uv_map
+    _link(tree, node.outputs["UV"], texture.inputs["Vector"])
 
 
 def _link(tree, output, socket) -> None:

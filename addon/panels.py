@@ -25,6 +25,9 @@ def draw_actions(layout, source: str) -> None:
     files.source = "FILES"
     col.operator("face_normals.apply_to_material", icon="MATERIAL")
     col.operator("face_normals.relightable_portrait", icon="LIGHT_SUN")
+    col = layout.column(align=True)
+    col.operator("face_normals.camera_background", icon="OUTLINER_OB_CAMERA")
+    col.operator("face_normals.project_normals", icon="MOD_UVPROJECT")
 
 
 class _FaceNormalsPanel:

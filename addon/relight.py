@@ -123,7 +123,7 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        baked = images.store_relit(f"{os.path.splitext(photo.name)[0]}_relit", relit)
+        baked = images.store_colour(f"{os.path.splitext(photo.name)[0]}_relit", relit)
         self.report({"INFO"}, f"Baked '{baked.name}'")
         return {"FINISHED"}
 

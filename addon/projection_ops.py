@@ -1,0 +1,171 @@
+"""Operators that texture a face asset from photos: line a camera up with a photo, then project the
+photo's estimated normals (and optionally its colours) onto the mesh's own UV normal map."""
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import images, materials, preferences, projection
+
+BLEND_MODES = [("FACING", "Blend by Facing", "Each photo weighted by how squarely its camera sees the surface"),
+               ("FILL", "Fill Gaps", "Later photos fill only what the earlier ones did not see")]
+
+
+class FaceNormalsView(bpy.types.PropertyGroup):
+    """One photo and the camera lined up with it."""
+    photo: StringProperty(name="Photo")
+    camera: StringProperty(name="Camera")
+
+
+def _photo(context, name: str) -> bpy.types.Image | None:
+    if name:
+        return bpy.data.images.get(name)
+    space = context.space_data
+    if getattr(space, "type", "") == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    camera = context.scene.camera
+    if camera is not None and camera.type == "CAMERA":
+        return next((b.image for b in camera.data.background_images if b.image is not None), None)
+    return None
+
+
+class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
+    """Show the photo as the camera's background and match the render size to it, so the camera
+    can be lined up with the face"""
+    bl_idname = "face_normals.camera_background"
+    bl_label = "Photo as Camera Background"
+    bl_options = {"REGISTER", "UNDO"}
+
+    image_name: StringProperty(name="Photo", description="Default: the Image Editor's image")
+    camera_name: StringProperty(name="Camera", description="Default: the scene camera")
+
+    def execute(self, context):
+        photo = _photo(context, self.image_name)
+        camera = bpy.data.objects.get(self.camera_name) if self.camera_name else context.scene.camera
+        if photo is None or camera is None or camera.type != "CAMERA":
+            self.report({"ERROR"}, "Needs a photo (Image Editor or image_name) and a camera (scene camera or camera_name)")
+            return {"CANCELLED"}
+        backgrounds = camera.data.background_images
+        entry = next((b for b in backgrounds if b.image == photo), None) or backgrounds.new()
+        entry.image, entry.alpha, entry.frame_method = photo, 0.6, "STRETCH"
+        entry.display_depth = "FRONT"
+        camera.data.show_background_images = True
+        render = context.scene.render
+        render.resolution_x, render.resolution_y = photo.size
+        render.resolution_percentage = 100
+        render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+        self.report({"INFO"}, f"'{photo.name}' behind '{camera.name}'; render size {photo.size[0]}x{photo.size[1]}")
+        return {"FINISHED"}
+
+
+class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
+    """Project photos' estimated normals through their cameras onto the selected mesh, baked into
+    a tangent-space normal map in its UV space and wired into its material"""
+    bl_idname = "face_normals.project_normals"
+    bl_label = "Project Normals onto Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    object_name: StringProperty(name="Mesh", description="Default: the active object")
+    image_name: StringProperty(name="Photo", description="Default: the Image Editor's image, else the "
+                                                         "scene camera's background image")
+    camera_name: StringProperty(name="Camera", description="Default: the scene camera")
+    views: CollectionProperty(type=FaceNormalsView, name="Views",
+                              description="Several photo/camera pairs of the same asset (a batch); "
+                                          "when given, Photo and Camera are not used")
+    resolution: IntProperty(name="Resolution", default=1024, min=64, max=8192)
+    blend: EnumProperty(name="Several Photos", items=BLEND_MODES, default="FACING")
+    colour: BoolProperty(name="Project Colour Too", default=False,
+                         description="Also bake the photo as a base colour texture")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
+
+    def execute(self, context):
+        try:
+            obj, views = self._inputs(context)
+            made = self._project(context, obj, views)
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"'{made.name}' wired into '{obj.active_material.name}' "
+                              f"({len(views)} photo{'s' if len(views) > 1 else ''})")
+        return {"FINISHED"}
+
+    def _inputs(self, context):
+        obj = bpy.data.objects.get(self.object_name) if self.object_name else context.active_object
+        if obj is None or obj.type != "MESH":
+            raise ValueError("Select a mesh (or pass object_name)")
+        if not obj.data.uv_layers:
+            raise ValueError(f"'{obj.name}' has no UV map to bake into")
+        pairs = [(v.photo, v.camera) for v in self.views] or [(self.image_name, self.camera_name)]
+        views = []
+        for photo_name, camera_name in pairs:
+            photo = _photo(context, photo_name)
+            camera = bpy.data.objects.get(camera_name) if camera_name else context.scene.camera
+            if photo is None:
+                raise ValueError(f"No photo '{photo_name}'" if photo_name else
+                                 "No photo: open one in the Image Editor, or pass image_name")
+            if camera is None or camera.type != "CAMERA":
+                raise ValueError(f"No camera '{camera_name}'" if camera_name else "The scene has no camera")
+            views.append((photo, camera))
+        return obj, views
+
+    def _project(self, context, obj, views) -> bpy.types.Image:
+        depsgraph = context.evaluated_depsgraph_get()
+        uv_name = obj.data.uv_layers.active.name
+        projections, surfaces = [], {}
+        for photo, camera in views:
+            normal_map, mask = _estimated_maps(photo, preferences.get(context).convention)
+            if camera.name not in surfaces:
+                surfaces[camera.name] = projection.sample_surface(obj, camera, depsgraph, uv_name, self.resolution)
+            colour = images.image_pixels(photo) if self.colour else None
+            if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
+                raise ValueError(f"'{photo.name}' and its normal map differ in size")
+            projections.append(projection.project(surfaces[camera.name], obj, camera, depsgraph,
+                                                  normal_map, mask, colour))
+        normals, coverage, colour = projection.combine(projections, self.blend)
+        covered = next(iter(surfaces.values())).covered
+        normals = projection.grow(normals, covered)
+        stem = obj.name
+        made = images.store_normal_map(f"{stem}_projected_normal", normals)
+        material = _material(obj)
+        materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
+        if colour is not None:
+            rgba = np.dstack([projection.grow(colour, covered), coverage])
+            materials.apply_base_colour(material, images.store_colour(f"{stem}_projected_colour", rgba), uv_map=uv_name)
+        return made
+
+
+def _estimated_maps(photo: bpy.types.Image, convention: str):
+    """The photo's camera-space unit normals (OpenGL) and face mask, estimating them if missing."""
+    stem = os.path.splitext(photo.name)[0]
+    normal_image = bpy.data.images.get(f"{stem}_normal")
+    if normal_image is None:
+        try:
+            bpy.ops.face_normals.estimate(source="ACTIVE", image_name=photo.name)
+        except RuntimeError as error:
+            raise ValueError(f"No normal map for '{photo.name}' and estimating one failed: "
+                             f"{str(error).replace('Error: ', '').strip()}") from None
+        normal_image = bpy.data.images[f"{stem}_normal"]
+    normals = images.image_pixels(normal_image) * 2 - 1
+    if convention == "DIRECTX":
+        normals[..., 1] *= -1
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-6)
+    mask_image = bpy.data.images.get(f"{stem}_mask")
+    mask = None if mask_image is None else images.image_pixels(mask_image)[..., 0]
+    if mask is not None and mask.shape != normals.shape[:2]:
+        mask = None
+    return normals, mask
+
+
+def _material(obj: bpy.types.Object) -> bpy.types.Material:
+    """The object's active material; a new one with a Principled BSDF when it has none."""
+    if obj.active_material is None:
+        material = bpy.data.materials.new(f"{obj.name} Face")
+        material.use_nodes = True
+        obj.data.materials.append(material)
+    return obj.active_material
+
+
+CLASSES = (FaceNormalsView, FACE_NORMALS_OT_camera_background, FACE_NORMALS_OT_project_normals)
