@@ -191,7 +191,7 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
     if camera.data.type == "ORTHO":
         to_camera = np.broadcast_to(camera_rotation[:, 2], position.shape)
     else:
-        to_camera = camera.matrix_world.translation[:] - position
+        to_camera = np.array(camera.matrix_world.translation, np.float32) - position
         to_camera = to_camera / np.linalg.norm(to_camera, axis=1, keepdims=True).clip(1e-12)
     facing = np.einsum("kd,kd->k", normal_world, to_camera)
     low, high = FACING_FADE
@@ -206,10 +206,16 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
     # Camera space -> world (the camera's own rotation) -> object -> the texel's tangent frame.
     target_world = sampled @ camera_rotation.T
     target_object = target_world @ world[:3, :3]                 # normals: inverse-transpose
-    frame = np.stack([surface.tangent, surface.bitangent, surface.normal], axis=2)   # columns T, B, N
-    usable = np.abs(np.linalg.det(frame)) > 1e-8
-    coefficients = np.tile(FLAT, (len(frame), 1))
-    coefficients[usable] = np.linalg.solve(frame[usable], target_object[usable][..., None])[..., 0]
+    # Solve x T + y B + z N = target (Cramer's rule: ~10x faster than a batched np.linalg.solve).
+    t, b, n = surface.tangent, surface.bitangent, surface.normal
+    b_cross_n = np.cross(b, n)
+    determinant = np.einsum("kd,kd->k", t, b_cross_n)
+    usable = np.abs(determinant) > 1e-8
+    coefficients = np.stack([np.einsum("kd,kd->k", target_object, b_cross_n),
+                             np.einsum("kd,kd->k", t, np.cross(target_object, n)),
+                             np.einsum("kd,kd->k", t, np.cross(b, target_object))], 1)
+    coefficients /= np.where(usable, determinant, 1.0)[:, None]
+    coefficients[~usable] = FLAT
     coefficients /= np.linalg.norm(coefficients, axis=1, keepdims=True).clip(1e-12)
     weight = np.where(usable & (coefficients[:, 2] > 0), weight, 0)
 
@@ -226,15 +232,20 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
 
 
 def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    x = np.clip(x, 0, width - 1)
-    y = np.clip(y, 0, height - 1)
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    """image (H, W, C) sampled at pixel coordinates x, y (K,) -> (K, C), float32."""
+    height, width, channels = image.shape
+    flat = np.ascontiguousarray(image, np.float32).reshape(-1, channels)
+    x = np.clip(x, 0, width - 1).astype(np.float32)
+    y = np.clip(y, 0, height - 1).astype(np.float32)
+    x0, y0 = x.astype(np.int64), y.astype(np.int64)
     x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
-    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+    def at(rows, cols):              # np.take: several times faster than fancy indexing here
+        return np.take(flat, rows * width + cols, axis=0)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def combine(projections: list[Projection], mode: str = "FACING") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -37,6 +37,13 @@ on_gpu = relight_gpu.RelitImage(pixels, normal_map, mask).render(relight.lightin
 reference = relight.model.relight(pixels, normal_map, relight.lighting(settings), mask)
 print("RELIGHT", float(np.mean(np.abs(on_gpu - reference) * 255 <= 2)))
 
+# Projection onto a mesh's UVs (MikkTSpace tangents, BVH visibility) works here too.
+bpy.ops.mesh.primitive_uv_sphere_add(radius=0.2)
+sphere = bpy.context.object
+bpy.ops.object.camera_add(location=(0, -1.5, 0), rotation=(1.5708, 0, 0))
+projected = api.project_onto_mesh(sphere, [(os.path.basename(photo), bpy.context.object)], resolution=128)
+print("PROJECTED", projected.name, tuple(projected.size))
+
 print("BLENDER", bpy.app.version_string, "ZMQ", zmq.__file__)
 print("RESULT", normal.name, tuple(normal.size), normal.colorspace_settings.name, len(collection.objects))
 from bl_ext.user_default.face_normals.link import LINK  # noqa: E402

@@ -239,6 +239,7 @@ def test_blender_42_installs_enables_and_uses_it(extension_zip, backend, astrona
     assert "BLENDER 4.2" in done.stdout and "/extensions/" in done.stdout   # zmq from the wheel
     assert "RESULT astronaut_normal (512, 512) Non-Color 3" in done.stdout
     assert float(done.stdout.split("RELIGHT ")[1].split()[0]) >= 0.99
+    assert "PROJECTED Sphere_projected_normal (128, 128)" in done.stdout
     assert (tmp_path / "render.png").exists()
 
 
