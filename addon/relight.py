@@ -18,9 +18,12 @@ from bpy.props import (CollectionProperty, FloatProperty, FloatVectorProperty, I
 from . import images
 from .shaders import relight as model
 
+DEFAULT_LIGHT = (-0.6, 0.4, 0.7)     # upper left, in front: a classic key light
+PREVIEW_MAX_SIDE = 2048              # the preview's textures: enough for a screen, bounded GPU memory
+
 
 class FaceNormalsLight(bpy.types.PropertyGroup):
-    direction: FloatVectorProperty(name="Direction", subtype="DIRECTION", size=3, default=(-0.6, 0.4, 0.7),
+    direction: FloatVectorProperty(name="Direction", subtype="DIRECTION", size=3, default=DEFAULT_LIGHT,
                                    description="Toward the light, in the photo's camera space (+X right, +Y up, "
                                                "+Z toward the viewer)")
     colour: FloatVectorProperty(name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0, default=(1.0, 1.0, 1.0))
@@ -50,7 +53,7 @@ class FaceNormalsRelight(bpy.types.PropertyGroup):
 def lighting(settings: FaceNormalsRelight) -> model.Lighting:
     """The model's parameters from the scene's settings; with no light listed, one default light."""
     lights = [model.Light(tuple(light.direction), tuple(light.colour), light.intensity)
-              for light in settings.lights[:model.MAX_LIGHTS]] or [model.Light((-0.6, 0.4, 0.7))]
+              for light in settings.lights[:model.MAX_LIGHTS]] or [model.Light(DEFAULT_LIGHT)]
     return model.Lighting(lights, model.ambient_sh(tuple(settings.ambient_colour), settings.ambient_strength,
                                                    settings.ambient_from_above),
                           delight=settings.delight, specular=settings.specular,
@@ -76,8 +79,9 @@ def _resized(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return array[rows][:, cols]
 
 
-def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight):
-    """(photo sRGB-encoded, normal map encoded, mask or None) as float32 arrays at the photo's size."""
+def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight, max_side: int = 0):
+    """(photo sRGB-encoded, normal map encoded, mask or None) as float32 arrays at the photo's size
+    (every n-th pixel when max_side is set and the photo is larger)."""
     stem = os.path.splitext(photo.name)[0]
     normal_image = settings.normal_map or bpy.data.images.get(f"{stem}_normal")
     if normal_image is None:
@@ -86,6 +90,9 @@ def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight):
     pixels = images.image_pixels(photo)
     if photo.is_float and photo.colorspace_settings.name != "Non-Color":
         pixels = model.linear_to_srgb(pixels)    # float images hold linear light; the model takes sRGB
+    if max_side and max(pixels.shape[:2]) > max_side:
+        step = -(-max(pixels.shape[:2]) // max_side)
+        pixels = pixels[::step, ::step]
     height, width = pixels.shape[:2]
     normal_map = _resized(images.image_pixels(normal_image), height, width)
     mask = None if mask_image is None else _resized(images.image_pixels(mask_image)[..., 0], height, width)
@@ -144,7 +151,7 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         from .relight_gpu import RelitImage
         settings = context.scene.face_normals_relight
         try:
-            self.relit = RelitImage(*inputs(context.space_data.image, settings))
+            self.relit = RelitImage(*inputs(context.space_data.image, settings, PREVIEW_MAX_SIDE))
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

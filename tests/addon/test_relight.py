@@ -125,3 +125,16 @@ def test_dragging_maps_the_image_onto_a_sphere_of_light_directions(addon):
     assert np.allclose(light_at(0.5, 0.0), (0, -1, 0))
     assert np.allclose(light_at(1.0, 1.0), (np.sqrt(0.5), np.sqrt(0.5), 0))
     assert np.isclose(np.linalg.norm(light_at(0.7, 0.6)), 1)
+
+
+def test_the_preview_reads_large_photos_at_a_bounded_size(clean_file, addon, astronaut):
+    bpy = clean_file
+    photo, normal_map, mask = _inputs(astronaut, 64)
+    _store(bpy, "big.png", photo, "Non-Color")
+    _store(bpy, "big_normal", normal_map[::2, ::2], "Non-Color")     # estimated at half size
+    settings = bpy.context.scene.face_normals_relight
+    pixels, normals, no_mask = addon.relight.inputs(bpy.data.images["big.png"], settings, max_side=32)
+    assert pixels.shape == normals.shape == (32, 32, 3) and no_mask is None
+    assert np.allclose(pixels, photo[::2, ::2], atol=1e-6)
+    full = addon.relight.inputs(bpy.data.images["big.png"], settings)
+    assert full[0].shape == full[1].shape == (64, 64, 3)
