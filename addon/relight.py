@@ -4,7 +4,8 @@ bake the relit view into a new image.
 
 The settings live on the scene (`scene.face_normals_relight`), so the preview, the bake and scripts
 read the same ones.  The bake runs the GLSL offscreen in the UI and the numpy reference of the same
-model (shaders/relight.py) in background mode, where Blender's gpu module is not available."""
+model (shaders/relight.py) in background mode, where Blender's gpu module is not available, and for
+photos larger than the GPU's textures."""
 from __future__ import annotations
 
 import math
@@ -106,6 +107,11 @@ def _photo(context, name: str):
     return space.image if getattr(space, "type", "") == "IMAGE_EDITOR" else None
 
 
+def _gpu_texture_limit() -> int:
+    import gpu
+    return gpu.capabilities.max_texture_size_get()
+
+
 class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
     """Bake the relit photo, with the Relight panel's lights, into a new image <photo>_relit"""
     bl_idname = "face_normals.relight_bake"
@@ -122,7 +128,7 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
         settings = context.scene.face_normals_relight
         try:
             pixels, normal_map, mask = inputs(photo, settings)
-            if bpy.app.background:
+            if bpy.app.background or max(pixels.shape[:2]) > _gpu_texture_limit():
                 relit = model.relight(pixels, normal_map, lighting(settings), mask)
             else:
                 from .relight_gpu import RelitImage
@@ -174,7 +180,8 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         self.relit.draw(lighting(context.scene.face_normals_relight), corners)
 
     def modal(self, context, event):
-        context.area.tag_redraw()
+        if context.area is not None:
+            context.area.tag_redraw()
         if event.type in {"ESC", "RIGHTMOUSE"}:
             bpy.types.SpaceImageEditor.draw_handler_remove(self._handle, "WINDOW")
             return {"FINISHED"}
