@@ -44,9 +44,10 @@ def flat_normals(image: np.ndarray) -> np.ndarray:
     return normals
 
 
-def luminance_gradient_normals(image: np.ndarray, strength: float = 6.0, blur: float = 1.0) -> np.ndarray:
+def luminance_gradient_normals(image: np.ndarray, strength: float = 15.0, blur: float = 6.0) -> np.ndarray:
     """Brightness taken as height (the classic photo-to-normal-map filter): n ~ (-dh/dx, dh/dy, 1)
-    with rows running down, so +y up is minus the row gradient."""
+    with rows running down, so +y up is minus the row gradient.  strength and blur are the best of
+    a grid (2-120, 1-6 px) on 24 training renders; no setting beat flat normals by more than 1 deg."""
     height = cv2.GaussianBlur(image.mean(-1).astype(np.float32), (0, 0), blur)
     dx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8
     dy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8
