@@ -138,3 +138,16 @@ def test_the_preview_reads_large_photos_at_a_bounded_size(clean_file, addon, ast
     assert np.allclose(pixels, photo[::2, ::2], atol=1e-6)
     full = addon.relight.inputs(bpy.data.images["big.png"], settings)
     assert full[0].shape == full[1].shape == (64, 64, 3)
+
+
+def test_at_most_four_lights_can_be_added_and_each_removed(clean_file, addon):
+    bpy = clean_file
+    lights = bpy.context.scene.face_normals_relight.lights
+    for _ in range(4):
+        assert bpy.ops.face_normals.relight_light_add() == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="At most 4 lights"):
+        bpy.ops.face_normals.relight_light_add()
+    lights[1].intensity = 3.0
+    assert bpy.ops.face_normals.relight_light_remove(index=0) == {"FINISHED"}
+    assert len(lights) == 3 and lights[0].intensity == 3.0
+    assert len(addon.relight.lighting(bpy.context.scene.face_normals_relight).lights) == 3
