@@ -35,6 +35,13 @@ def load(path: str) -> bpy.types.Image:
     return bpy.data.images.load(os.path.abspath(path), check_existing=True)
 
 
+def _image(photo: str | bpy.types.Image) -> bpy.types.Image:
+    """An Image, the image of that name, or the file at that path (loaded once)."""
+    if isinstance(photo, str):
+        return bpy.data.images[photo] if photo in bpy.data.images else load(photo)
+    return photo
+
+
 def estimate(photo: str | bpy.types.Image, *, detect: bool = True, save: str = "PACK") -> bpy.types.Image:
     """Estimate the normal map of a photo (a path or an Image); returns the '<stem>_normal' image."""
     image = load(photo) if isinstance(photo, str) else photo
@@ -49,8 +56,7 @@ def apply_to_material(material: bpy.types.Material, normal: bpy.types.Image, str
 
 
 def relightable_portrait(photo: str | bpy.types.Image, *, light: str = "LEFT") -> bpy.types.Collection:
-    image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
-        load(photo) if isinstance(photo, str) else photo)
+    image = _image(photo)
     _run(bpy.ops.face_normals.relightable_portrait, image_name=image.name, light=light)
     return bpy.data.collections[f"Face Portrait {image.name}"]
 
@@ -59,8 +65,7 @@ def relit(photo: str | bpy.types.Image, lights, **settings) -> bpy.types.Image:
     """Bake the photo relit into '<stem>_relit'.  lights: up to four (direction, colour, intensity);
     settings: any of the Relight panel's (specular=0.3, exposure=0.5, ...).  The scene's relight
     settings are set to these, as if made in the panel."""
-    image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
-        load(photo) if isinstance(photo, str) else photo)
+    image = _image(photo)
     scene_settings = bpy.context.scene.face_normals_relight
     scene_settings.lights.clear()
     for direction, colour, intensity in lights:
@@ -79,8 +84,7 @@ def project_onto_mesh(obj: bpy.types.Object, views, *, resolution: int = 1024, b
     Returns the '<object>_projected_normal' image."""
     pairs = []
     for photo, camera in views:
-        image = bpy.data.images[photo] if isinstance(photo, str) and photo in bpy.data.images else (
-            load(photo) if isinstance(photo, str) else photo)
+        image = _image(photo)
         camera_name = camera if isinstance(camera, str) else camera.name
         pairs.append({"name": f"{image.name} | {camera_name}", "photo": image.name, "camera": camera_name})
     _run(bpy.ops.face_normals.project_normals, object_name=obj.name, views=pairs, resolution=resolution,

@@ -20,6 +20,20 @@ def source_payload(image: bpy.types.Image):
     return image_pixels(image)
 
 
+def context_photo(context, name: str = "") -> bpy.types.Image | None:
+    """The image an operator works on: the one named, else the Image Editor's, else the scene
+    camera's background photo (where Photo as Camera Background put it)."""
+    if name:
+        return bpy.data.images.get(name)
+    space = context.space_data
+    if getattr(space, "type", "") == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    camera = context.scene.camera
+    if camera is not None and camera.type == "CAMERA":
+        return next((b.image for b in camera.data.background_images if b.image is not None), None)
+    return None
+
+
 def image_pixels(image: bpy.types.Image) -> np.ndarray:
     width, height = image.size
     if width == 0 or height == 0:

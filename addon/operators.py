@@ -292,9 +292,7 @@ class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):
                         default="LEFT")
 
     def execute(self, context):
-        space = context.space_data
-        photo = (bpy.data.images.get(self.image_name) if self.image_name
-                 else getattr(space, "image", None) if getattr(space, "type", "") == "IMAGE_EDITOR" else None)
+        photo = images.context_photo(context, self.image_name)
         if photo is None:
             self.report({"ERROR"}, "No photo: open one in the Image Editor, or pass image_name")
             return {"CANCELLED"}

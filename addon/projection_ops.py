@@ -20,18 +20,6 @@ class FaceNormalsView(bpy.types.PropertyGroup):
     camera: StringProperty(name="Camera")
 
 
-def _photo(context, name: str) -> bpy.types.Image | None:
-    if name:
-        return bpy.data.images.get(name)
-    space = context.space_data
-    if getattr(space, "type", "") == "IMAGE_EDITOR" and space.image is not None:
-        return space.image
-    camera = context.scene.camera
-    if camera is not None and camera.type == "CAMERA":
-        return next((b.image for b in camera.data.background_images if b.image is not None), None)
-    return None
-
-
 class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
     """Show the photo as the camera's background and match the render size to it, so the camera
     can be lined up with the face"""
@@ -43,7 +31,7 @@ class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
     camera_name: StringProperty(name="Camera", description="Default: the scene camera")
 
     def execute(self, context):
-        photo = _photo(context, self.image_name)
+        photo = images.context_photo(context, self.image_name)
         camera = bpy.data.objects.get(self.camera_name) if self.camera_name else context.scene.camera
         if photo is None or camera is None or camera.type != "CAMERA":
             self.report({"ERROR"}, "Needs a photo (Image Editor or image_name) and a camera (scene camera or camera_name)")
@@ -101,7 +89,7 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
         pairs = [(v.photo, v.camera) for v in self.views] or [(self.image_name, self.camera_name)]
         views = []
         for photo_name, camera_name in pairs:
-            photo = _photo(context, photo_name)
+            photo = images.context_photo(context, photo_name)
             camera = bpy.data.objects.get(camera_name) if camera_name else context.scene.camera
             if photo is None:
                 raise ValueError(f"No photo '{photo_name}'" if photo_name else

@@ -100,13 +100,6 @@ def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight, max_side: int =
     return pixels, normal_map, mask
 
 
-def _photo(context, name: str):
-    if name:
-        return bpy.data.images.get(name)
-    space = context.space_data
-    return space.image if getattr(space, "type", "") == "IMAGE_EDITOR" else None
-
-
 def _gpu_texture_limit() -> int:
     import gpu
     return gpu.capabilities.max_texture_size_get()
@@ -121,7 +114,7 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
     image_name: StringProperty(name="Photo", description="Default: the Image Editor's image")
 
     def execute(self, context):
-        photo = _photo(context, self.image_name)
+        photo = images.context_photo(context, self.image_name)
         if photo is None:
             self.report({"ERROR"}, "No photo: open one in the Image Editor, or pass image_name")
             return {"CANCELLED"}
