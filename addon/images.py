@@ -57,10 +57,9 @@ def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None
     folder) they are written there as 16-bit / 8-bit PNGs and loaded from the files; otherwise
     they are float images packed into the .blend."""
     stem = os.path.splitext(source_name)[0]
-    coded = np.clip(normals * 0.5 + 0.5, 0.0, 1.0)
     if save_beside:
         normal_path = os.path.join(save_beside, f"{stem}_normal.png")
-        write_png(normal_path, np.round(coded * 65535).astype(np.uint16))
+        write_png(normal_path, np.round(np.clip(normals * 0.5 + 0.5, 0.0, 1.0) * 65535).astype(np.uint16))
         normal_image = _load_replacing(f"{stem}_normal", normal_path)
         mask_image = None
         if mask is not None:

@@ -26,14 +26,17 @@ FLAT = np.array([0.0, 0.0, 1.0], np.float32)
 
 @dataclasses.dataclass
 class Surface:
-    """Per-texel samples of a mesh over its UV layout (object space); `covered` marks the texels
-    inside some UV triangle, the other arrays hold values for those texels only."""
+    """Per-texel samples of a mesh over its UV layout (object space), the same for every camera;
+    `covered` marks the texels inside some UV triangle, the other arrays hold values for those
+    texels only."""
     covered: np.ndarray      # (R, R) bool, row 0 = top of the image (v = 1)
     position: np.ndarray     # (K, 3)
     normal: np.ndarray       # (K, 3) unit
     tangent: np.ndarray      # (K, 3)
     bitangent: np.ndarray    # (K, 3): sign * normal x tangent, as the Normal Map node builds it
-    visible: np.ndarray      # (K,) 0..1: not hidden from the camera by the mesh itself
+    corners: np.ndarray      # (K, 3) the mesh corners of each texel's triangle ...
+    barycentric: np.ndarray  # (K, 3) ... and the texel's weights on them
+    corner_position: np.ndarray  # (L, 3) every mesh corner (visibility is tested at corners)
 
 
 @dataclasses.dataclass
@@ -118,8 +121,7 @@ def rasterise_uv(uv: np.ndarray, corners: np.ndarray, size: int, chunk: int = 1 
     return size - 1 - v_index, u_index, tri, bary.astype(np.float32)
 
 
-def sample_surface(obj: bpy.types.Object, camera: bpy.types.Object, depsgraph, uv_name: str,
-                   size: int) -> Surface:
+def sample_surface(obj: bpy.types.Object, depsgraph, uv_name: str, size: int) -> Surface:
     arrays = _mesh_arrays(obj, depsgraph, uv_name)
     corners = arrays["corners"]
     rows, cols, tri, bary = rasterise_uv(arrays["uv"], corners, size)
@@ -138,10 +140,8 @@ def sample_surface(obj: bpy.types.Object, camera: bpy.types.Object, depsgraph, u
     sign = np.where(np.einsum("kc,kc->k", bary, arrays["sign"][corners[tri]]) < 0, -1.0, 1.0)
     covered = np.zeros((size, size), bool)
     covered[rows, cols] = True
-    corner_visible = _corner_visibility(obj, camera, depsgraph, arrays["position"])
-    return Surface(covered, interpolate("position"), normal, tangent,
-                   sign[:, None] * np.cross(normal, tangent),
-                   np.einsum("kc,kc->k", bary, corner_visible[corners[tri]]))
+    return Surface(covered, interpolate("position"), normal, tangent, sign[:, None] * np.cross(normal, tangent),
+                   corners[tri], bary, arrays["position"])
 
 
 def _corner_visibility(obj, camera, depsgraph, positions: np.ndarray) -> np.ndarray:
@@ -198,8 +198,10 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
     facing_weight = np.clip((facing - low) / (high - low), 0, 1)
     facing_weight = facing_weight * facing_weight * (3 - 2 * facing_weight)    # smoothstep
 
+    corner_visible = _corner_visibility(obj, camera, depsgraph, surface.corner_position)
+    visible = np.einsum("kc,kc->k", surface.barycentric, corner_visible[surface.corners])
     sampled = _bilinear(normal_map, px, py)
-    weight = facing_weight * surface.visible * in_frame
+    weight = facing_weight * visible * in_frame
     if mask is not None:
         weight *= _bilinear(mask[..., None], px, py)[:, 0]
 

@@ -102,25 +102,23 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
     def _project(self, context, obj, views) -> bpy.types.Image:
         depsgraph = context.evaluated_depsgraph_get()
         uv_name = obj.data.uv_layers.active.name
-        projections, surfaces = [], {}
+        surface = projection.sample_surface(obj, depsgraph, uv_name, self.resolution)
+        projections = []
         for photo, camera in views:
             normal_map, mask = _estimated_maps(photo, preferences.get(context).convention)
-            if camera.name not in surfaces:
-                surfaces[camera.name] = projection.sample_surface(obj, camera, depsgraph, uv_name, self.resolution)
             colour = images.image_pixels(photo) if self.colour else None
             if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
                 raise ValueError(f"'{photo.name}' and its normal map differ in size")
-            projections.append(projection.project(surfaces[camera.name], obj, camera, depsgraph,
+            projections.append(projection.project(surface, obj, camera, depsgraph,
                                                   normal_map, mask, colour))
         normals, coverage, colour = projection.combine(projections, self.blend)
-        covered = next(iter(surfaces.values())).covered
-        normals = projection.grow(normals, covered)
+        normals = projection.grow(normals, surface.covered)
         stem = obj.name
         made = images.store_normal_map(f"{stem}_projected_normal", normals)
         material = _material(obj)
         materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
         if colour is not None:
-            rgba = np.dstack([projection.grow(colour, covered), coverage])
+            rgba = np.dstack([projection.grow(colour, surface.covered), coverage])
             materials.apply_base_colour(material, images.store_colour(f"{stem}_projected_colour", rgba), uv_map=uv_name)
         return made
 

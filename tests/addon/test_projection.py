@@ -114,7 +114,7 @@ def _degrees(a, b):
 
 def _surface_facing(addon, bpy, obj, camera, size):
     """Per covered texel: the world position and whether it faces the camera (from geometry alone)."""
-    surface = addon.projection.sample_surface(obj, camera, bpy.context.evaluated_depsgraph_get(), "UVMap", size)
+    surface = addon.projection.sample_surface(obj, bpy.context.evaluated_depsgraph_get(), "UVMap", size)
     world = np.array(obj.matrix_world)
     position = surface.position @ world[:3, :3].T + world[:3, 3]
     to_camera = np.array(camera.location) - position
