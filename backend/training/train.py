@@ -56,6 +56,17 @@ def optimisation_steps(module: torch.nn.Module, data: RenderedPairs, batch_size:
         yield step, [t.contiguous(memory_format=torch.channels_last) for t in batch], optimizer
 
 
+def mixed_precision(settings: TrainSettings):
+    """bf16 autocast for the forward passes where the CPU computes bf16 natively (elsewhere it
+    would be emulated, and slower than float32).  Losses are taken in float32."""
+    enabled = settings.bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def as_float_normals(normals: torch.Tensor) -> torch.Tensor:
+    return F.normalize(normals.float(), dim=1)
+
+
 class Log:
     def __init__(self, path: Path):
         self.path, self.rows, self.start = path, [], time.perf_counter()
@@ -84,7 +95,9 @@ def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSetti
         valid = (F.interpolate(valid, size=(size, size), mode="area") > 0.99).float()
         # Shape only: the exemplar is meant to be coarse, and at 128^2 the skin relief is noise
         # to it (a gradient term here slowed learning the shape in trials).
-        loss = losses.angular(coarse(image), truth, valid)
+        with mixed_precision(settings):
+            pred = coarse(image)
+        loss = losses.angular(as_float_normals(pred), truth, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -107,10 +120,12 @@ def train_refine(model: FaceNormalNet, data: RenderedPairs, photos: torch.Tensor
     for step, batch, optimizer in optimisation_steps(refine, data, settings.refine_batch,
                                                      settings.refine_steps, settings.learning_rate):
         image, truth, _face, valid = batch
-        with torch.no_grad():
-            exemplar = model.coarse(image)
+        with torch.no_grad(), mixed_precision(settings):
+            exemplar = as_float_normals(model.coarse(image))
         image, exemplar, truth, valid = random_crops(settings.refine_crop, image, exemplar, truth, valid)
-        pred = refine(image, exemplar)
+        with mixed_precision(settings):
+            pred = refine(image, exemplar)
+        pred = as_float_normals(pred)
         angular = losses.angular(pred, truth, valid)
         detail = losses.gradient(pred, truth, valid)
         loss = angular + settings.gradient_weight * detail
@@ -118,10 +133,12 @@ def train_refine(model: FaceNormalNet, data: RenderedPairs, photos: torch.Tensor
                    gradient=detail.item())
         if photos is not None and step % settings.unpaired_every == 0:
             real = augment_photos(photos, settings.refine_batch // 2)
-            with torch.no_grad():
-                real_exemplar = model.coarse(real)
+            with torch.no_grad(), mixed_precision(settings):
+                real_exemplar = as_float_normals(model.coarse(real))
             real, real_exemplar = random_crops(settings.refine_crop, real, real_exemplar)
-            refined = refine(real, real_exemplar)
+            with mixed_precision(settings):
+                refined = refine(real, real_exemplar)
+            refined = as_float_normals(refined)
             unpaired = (losses.exemplar_consistency(refined, real_exemplar)
                         + losses.edge_aware_smoothness(refined, real))
             loss = loss + settings.unpaired_weight * unpaired

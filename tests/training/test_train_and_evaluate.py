@@ -99,3 +99,15 @@ def test_luminance_gradient_baseline_tilts_toward_brighter_pixels_like_the_tools
     ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))  # brighter to the right
     normals = luminance_gradient_normals(np.dstack([ramp] * 3))
     assert normals[16, 16, 0] < -0.05 and abs(normals[16, 16, 1]) < 1e-3
+
+
+def test_angular_loss_is_the_mean_angle_over_the_mask_with_finite_gradients():
+    from backend.training import losses
+    angles = torch.tensor([0.0, 10.0, 20.0, 60.0]).deg2rad()
+    pred = torch.stack([angles.sin(), torch.zeros(4), angles.cos()]).view(1, 3, 1, 4).requires_grad_()
+    truth = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 1, 4)
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0]).view(1, 1, 1, 4)       # the 60 degrees do not count
+    loss = losses.angular(pred, truth, mask)
+    assert loss.item() == pytest.approx(np.radians(10.0), abs=1e-3)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[0, 0, 0, 3] == 0
