@@ -32,22 +32,24 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, heig
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     # Counter-clockwise from outside becomes clockwise on a y-down screen: negative area faces us.
-    front = area < -1e-9
-    lo = np.floor(corners.min(axis=1) - 0.5).astype(np.int64) + 1     # first pixel centre inside
-    hi = np.floor(corners.max(axis=1) - 0.5).astype(np.int64)
+    # Back faces go first: about half the work of the bounding boxes below.
+    front = np.flatnonzero(area < -1e-9)
+    lo = np.floor(corners[front].min(axis=1) - 0.5).astype(np.int64) + 1  # first pixel centre inside
+    hi = np.floor(corners[front].max(axis=1) - 0.5).astype(np.int64)
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi, [width - 1, height - 1])
     span = hi - lo + 1
-    keep = front & (span[:, 0] > 0) & (span[:, 1] > 0)
-    index = np.flatnonzero(keep)
-    counts = span[index, 0] * span[index, 1]
+    keep = (span[:, 0] > 0) & (span[:, 1] > 0)
+    index, lo, span = front[keep], lo[keep], span[keep]
+    counts = span[:, 0] * span[:, 1]
 
     # One candidate per (triangle, pixel of its bounding box).
-    owner = np.repeat(index, counts)
+    box = np.repeat(np.arange(len(index)), counts)
+    owner = index[box]
     local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    w = span[owner, 0]
-    px = lo[owner, 0] + local % w
-    py = lo[owner, 1] + local // w
+    w = span[box, 0]
+    px = lo[box, 0] + local % w
+    py = lo[box, 1] + local // w
     x, y = px + 0.5, py + 0.5
 
     mine = corners[owner]                                          # one gather, then views
@@ -61,15 +63,12 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, heig
     weights = np.stack([w0[inside], w1[inside], w2[inside]], axis=1)
     z = np.einsum("nk,nk->n", weights, depth[triangles[owner]])
 
-    # Nearest fragment per pixel: one sort by (pixel, depth) packed into a single key; each
-    # pixel's first fragment is its nearest.
+    # The z-buffer: each pixel's nearest depth (an unbuffered minimum, linear time, where a sort
+    # by pixel and depth took a quarter of the whole), then the fragments at that depth.
     pixel = py * width + px
-    nearest = z.min(initial=0.0)
-    span_z = max(float(z.max(initial=0.0) - nearest), 1e-9)
-    rank = ((z - nearest) / span_z * (2 ** 30 - 1)).astype(np.int64)   # depth in 30 bits
-    order = np.argsort((pixel << 30) | rank)
-    sorted_pixel = pixel[order]
-    first = order[np.diff(sorted_pixel, prepend=-1) != 0]
+    nearest = np.full(height * width, np.inf)
+    np.minimum.at(nearest, pixel, z)
+    first = np.flatnonzero(z == nearest[pixel])
     triangle = np.full(height * width, -1, np.int32)
     barycentric = np.zeros((height * width, 3), np.float32)
     triangle[pixel[first]] = owner[first]
