@@ -1,7 +1,7 @@
 """Speed of the synthetic pair renderer: `python -m backend.benchmarks.synthetic --data PATH`.
 
 Prints pairs per second at 256^2 with one process and with one process per core (the way
-`python -m backend train` renders its cache), and the time of each rendering step."""
+`python -m backend train` renders its cache)."""
 from __future__ import annotations
 
 import argparse
