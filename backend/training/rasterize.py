@@ -13,11 +13,14 @@ class Fragments:
     triangle: np.ndarray      # (H, W) int32
     barycentric: np.ndarray   # (H, W, 3) float32
 
-    def interpolate(self, values: np.ndarray) -> np.ndarray:
-        """values (T, 3, C) at triangle corners -> (H, W, C); zero where no triangle."""
+    def interpolate(self, values: np.ndarray, triangles: np.ndarray | None = None) -> np.ndarray:
+        """values (T, 3, C) at triangle corners, or with `triangles` (T, 3) values (V, C) at the
+        vertices -> (H, W, C); zero where no triangle.  Only the covered pixels' corners are
+        gathered (a head has twice as many triangles as a 256^2 frame shows)."""
         covered = self.triangle >= 0
+        seen = self.triangle[covered]
+        corner_values = values[seen] if triangles is None else values[triangles[seen]]  # (N, 3, C)
         out = np.zeros((*self.triangle.shape, values.shape[-1]), np.float32)
-        corner_values = values[self.triangle[covered]]                       # (N, 3, C)
         out[covered] = np.einsum("nk,nkc->nc", self.barycentric[covered], corner_values)
         return out
 

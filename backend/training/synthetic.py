@@ -144,11 +144,10 @@ class FaceRenderer:
 
         covered = fragments.triangle >= 0
         tri = np.where(covered, fragments.triangle, 0)
-        corners = np.concatenate([(normals_model @ r.T)[self.kit.triangles], cam[self.kit.triangles],
-                                  self.kit.triangle_uv, vertices[self.kit.triangles][..., 1:2]], -1)
-        attributes = fragments.interpolate(corners)       # one gather for every attribute
-        normals, position, uv, model_y = (attributes[..., :3], attributes[..., 3:6],
-                                          attributes[..., 6:8], attributes[..., 8])
+        at_vertices = np.concatenate([normals_model @ r.T, cam, vertices[:, 1:2]], -1)
+        attributes = fragments.interpolate(at_vertices, self.kit.triangles)  # one gather for all
+        normals, position, model_y = attributes[..., :3], attributes[..., 3:6], attributes[..., 6]
+        uv = fragments.interpolate(self.kit.triangle_uv)  # per corner: UV seams split vertices
         normals = unit(normals, 1e-8)
 
         skin = covered & self.is_face[tri]

@@ -36,3 +36,5 @@ def test_barycentrics_interpolate_linearly():
     x_at_corners = SQUARE[FRONT][..., :1]                    # interpolate the x coordinate itself
     x = fragments.interpolate(x_at_corners)[..., 0]
     assert np.allclose(x[10, 2:18], np.arange(2, 18) + 0.5, atol=1e-4)
+    x_at_vertices = SQUARE[:, :1]                            # the same, given per vertex
+    assert np.array_equal(fragments.interpolate(x_at_vertices, FRONT)[..., 0], x)
