@@ -453,6 +453,9 @@ def _screen_space_shadow(depth_map, position, direction, focal, softness, facing
     ys, xs = np.nonzero(np.isfinite(depth_map) & facing)
     z = depth[ys, xs]
     blocked = np.zeros(len(ys), bool)
+    # A border of nothing-there around the depth map: rays leaving the frame read it, so every
+    # step is one plain gather.
+    padded = np.pad(depth_map, 1, constant_values=np.inf)
     # step length: about 1.5 pixels at the pixel's depth
     step_cm = 1.5 * z / focal
     for k in range(1, steps + 1):
@@ -460,11 +463,9 @@ def _screen_space_shadow(depth_map, position, direction, focal, softness, facing
         px = xs + 0.5 + direction[0] * travel * focal / z
         py = ys + 0.5 - direction[1] * travel * focal / z
         ray_depth = z - direction[2] * travel
-        ix, iy = np.floor(px).astype(int), np.floor(py).astype(int)
-        inside = (ix >= 0) & (ix < s) & (iy >= 0) & (iy < s)
-        occluder = np.full(len(ys), np.inf)
-        occluder[inside] = depth_map[iy[inside], ix[inside]]
-        blocked |= occluder < ray_depth - 0.3
+        ix = np.clip(np.floor(px).astype(int), -1, s) + 1
+        iy = np.clip(np.floor(py).astype(int), -1, s) + 1
+        blocked |= padded[iy, ix] < ray_depth - 0.3
     lit[ys[blocked], xs[blocked]] = 0
     return cv2.GaussianBlur(lit, (0, 0), softness)
 
