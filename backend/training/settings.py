@@ -8,6 +8,7 @@ class TrainSettings:
     rags: int = 4000             # the small paired set the coarse network sees
     coarse_steps: int = 12000
     coarse_batch: int = 8        # in equal time, 8 x 1200 steps beat 16 x 600 (18.9 vs 20.3 deg)
+    augment: bool = False        # new exposure, colour, zoom and shift for the coarse net each pass
     refine_steps: int = 1500
     refine_batch: int = 16
     refine_crop: int = 128       # the refiner is convolutional: it trains on crops, runs on 256^2

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_parameters
 from ..estimator.weights import save_weights
-from . import losses
+from . import augment, losses
 from .dataset import RenderedPairs, build_cache
 from .settings import TrainSettings
 
@@ -93,6 +93,8 @@ def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSetti
         image = F.interpolate(image, size=(size, size), mode="area")
         truth = F.normalize(F.interpolate(truth, size=(size, size), mode="area"), dim=1)
         valid = (F.interpolate(valid, size=(size, size), mode="area") > 0.99).float()
+        if settings.augment:
+            image, truth, valid = augment.zoom_and_shift(augment.photometric(image), truth, valid)
         # Shape only: the exemplar is meant to be coarse, and at 128^2 the skin relief is noise
         # to it (a gradient term here slowed learning the shape in trials).
         with mixed_precision(settings):
