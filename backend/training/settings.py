@@ -9,6 +9,7 @@ class TrainSettings:
     coarse_steps: int = 12000
     coarse_batch: int = 8        # in equal time, 8 x 1200 steps beat 16 x 600 (18.9 vs 20.3 deg)
     augment: bool = False        # new exposure, colour, zoom and shift for the coarse net each pass
+                                 # (off: the shipped weights were made without; see the model card)
     refine_steps: int = 1500
     refine_batch: int = 16
     refine_crop: int = 128       # the refiner is convolutional: it trains on crops, runs on 256^2
@@ -18,7 +19,7 @@ class TrainSettings:
     unpaired_weight: float = 0.1
     unpaired_every: int = 4      # one photo batch every this many refine steps
     threads: int = 2
-    bf16: bool = True            # bfloat16 autocast: steps ~2x faster on CPUs with bf16 units (AMX,
+    bf16: bool = True            # bfloat16 autocast: steps ~1.7x faster on CPUs with bf16 units (AMX,
                                  # AVX512-BF16); ignored on CPUs without them
     seed: int = 0
     ablation: bool = True        # also train the coarse network without attention
