@@ -1,5 +1,11 @@
-"""Synthetic training pairs from the ICT-FaceKit head: photo-like image, exact camera-space
+"""Synthetic training pairs from the ICT-FaceKit head: photo-like image, exact view-space
 normals (OpenGL: +x right, +y up, +z toward the camera) and a face mask.
+
+View space is the camera turned to look at the face centre.  Each render is a window of a larger
+photo in which the face sits up to 12 degrees off the optical axis; the window alone cannot show
+how far off (it looks like a face seen head-on by a camera pointed at it), so normals relative to
+the photo's optical axis would carry a rotation no face crop can recover: 8 degrees on average
+over the test people, measured.  For a face on the axis the two spaces are the same.
 
 The mesh is smooth and untextured, so everything a photo has beyond its shape is made up here:
 mesoscale skin relief (pores, wrinkles, creases) as a height field in the face's UV space that bends
@@ -27,9 +33,51 @@ FACE_CENTRE = np.array([0.0, 1.5, 9.0], np.float32)  # of the neutral head, cm
 @dataclasses.dataclass
 class Sample:
     image: np.ndarray     # (S, S, 3) float32 sRGB in [0, 1]
-    normals: np.ndarray   # (S, S, 3) float32 unit vectors, camera space
+    normals: np.ndarray   # (S, S, 3) float32 unit vectors, view space (see the module's docstring)
     mask: np.ndarray      # (S, S) float32, 1 on the visible face (skin above the chin, eyes)
     valid: np.ndarray     # (S, S) float32, 1 wherever the normals are exact: face, neck, bare scalp
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Where the head is and how the photo frames it."""
+    head: np.ndarray        # (3, 3) the head's rotation in camera space
+    distance: float         # cm from the camera to the face centre
+    fill: float             # face height / crop side
+    off_axis: np.ndarray    # (2,) radians right and up from the optical axis to the face centre
+    shift: np.ndarray       # (2,) pixels the face sits off the crop's centre
+
+    def face_centre(self) -> np.ndarray:
+        """The face centre in camera space (cm)."""
+        return np.array([*np.tan(self.off_axis) * self.distance, -self.distance], np.float32)
+
+    def to_view_space(self) -> np.ndarray:
+        """(3, 3) R with camera-space normals @ R = view-space normals: R's columns are the view
+        frame's axes, the shortest turn that takes +z (toward the camera) to the direction from
+        the face to the camera."""
+        toward = -self.face_centre() / np.linalg.norm(self.face_centre())
+        z = np.array([0.0, 0.0, 1.0])
+        axis = np.cross(z, toward)
+        sine, cosine = np.linalg.norm(axis), float(z @ toward)
+        if sine < 1e-9:
+            return np.eye(3, dtype=np.float32)
+        k = axis / sine
+        cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+        return (np.eye(3) + sine * cross + (1 - cosine) * cross @ cross).astype(np.float32)
+
+
+def sample_view(rng: np.random.Generator, size: int) -> View:
+    """Head pose (yaw up to 60 degrees, pitch 30, roll 15) and a portrait camera: selfie to
+    telephoto distance, the face filling 50-90% of the crop, anywhere in the photo."""
+    yaw = rng.normal(0, 20) if rng.random() < 0.7 else rng.uniform(-60, 60)
+    pitch, roll = rng.normal(0, 10), rng.normal(0, 6)
+    head = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
+                    float(np.clip(roll, -15, 15)))
+    distance = math.exp(rng.uniform(math.log(45), math.log(250)))
+    fill = rng.uniform(0.5, 0.9)
+    off_axis = np.radians(rng.uniform(-12, 12, 2))
+    shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * 0.35
+    return View(head, distance, fill, off_axis, shift)
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -119,27 +167,22 @@ class FaceRenderer:
 
     def render(self, person: Person, seed: int) -> Sample:
         rng = np.random.default_rng([seed, 2])
+        return self.render_view(person, sample_view(rng, self.size), rng)
+
+    def render_view(self, person: Person, view: View, rng: np.random.Generator) -> Sample:
         s = self.size
         vertices = self.kit.vertices(person)
         normals_model = vertex_normals(vertices, self.kit.triangles)
 
-        # Pose and camera.
-        yaw = rng.normal(0, 20) if rng.random() < 0.7 else rng.uniform(-60, 60)
-        pitch, roll = rng.normal(0, 10), rng.normal(0, 6)
-        r = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
-                     float(np.clip(roll, -15, 15)))
-        distance = math.exp(rng.uniform(math.log(45), math.log(250)))    # cm: selfie to telephoto
-        fill = rng.uniform(0.5, 0.9)                                      # face height / crop side
-        focal = fill * s * distance / FACE_HEIGHT_CM
-        off_axis = np.radians(rng.uniform(-12, 12, 2))                    # where in the photo
-        centre_cam = np.array([math.tan(off_axis[0]) * distance, math.tan(off_axis[1]) * distance,
-                               -distance], np.float32)
+        # The crop: a window of the photo centred (give or take the shift) on the face.
+        r = view.head
+        focal = view.fill * s * view.distance / FACE_HEIGHT_CM
+        centre_cam = view.face_centre()
         cam = (vertices - FACE_CENTRE) @ r.T + centre_cam
         depth = -cam[:, 2]
         proj = np.stack([focal * cam[:, 0] / depth, -focal * cam[:, 1] / depth], 1)
-        face_px = np.array([focal * centre_cam[0] / distance, -focal * centre_cam[1] / distance])
-        shift = rng.uniform(-1, 1, 2) * (1 - fill) * s * 0.35
-        screen = proj - face_px + s / 2 + shift
+        face_px = np.array([focal * centre_cam[0] / view.distance, -focal * centre_cam[1] / view.distance])
+        screen = proj - face_px + s / 2 + view.shift
         fragments = rasterize(screen, depth, self.kit.triangles, s, s)
 
         covered = fragments.triangle >= 0
@@ -172,7 +215,9 @@ class FaceRenderer:
         above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
         face = seen & ((skin & above_chin) | self.is_eye[tri] | self.is_iris[tri])
         valid = seen & ~self.is_mouth[tri]
-        return Sample(image, normals.astype(np.float32), face.astype(np.float32),
+        # Lit in camera space (where the lights are); the truth is what the crop can show.
+        truth = np.where(covered[..., None], normals @ view.to_view_space(), normals)
+        return Sample(image, truth.astype(np.float32), face.astype(np.float32),
                       valid.astype(np.float32))
 
     # --- textures in the face's UV space ---------------------------------------------------

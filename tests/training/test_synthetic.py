@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from backend.training.facekit import TEST_SEED, FaceKit, FaceKitError, held_out_person, training_person
-from backend.training.synthetic import FaceRenderer
+from backend.training.synthetic import FaceRenderer, View
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,35 @@ def test_normals_follow_the_opengl_camera_convention(renderer):
         assert np.corrcoef(cols, n[:, 0])[0, 1] > 0.8
         assert np.corrcoef(rows, n[:, 1])[0, 1] < -0.8
         assert np.percentile(n[:, 2], 2) > 0
+
+
+def degrees_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
+
+
+def test_view_space_looks_from_the_face_toward_the_camera():
+    view = View(np.eye(3), 80.0, 0.7, np.radians([10.0, -8.0]), np.zeros(2))
+    toward_camera = -view.face_centre() / np.linalg.norm(view.face_centre())
+    assert np.allclose(toward_camera @ view.to_view_space(), [0, 0, 1], atol=1e-6)
+    assert np.allclose(view.to_view_space().T @ view.to_view_space(), np.eye(3), atol=1e-6)
+
+
+def test_truth_is_what_the_crop_shows_wherever_the_face_was_in_the_photo(renderer, tiny_facekit):
+    """A crop cannot show how far off the optical axis its face was: a head 10 degrees right of and
+    8 above the axis, turned to face the camera, looks like one straight ahead, and gets the same
+    normals (relative to the optical axis they would differ by 12.8 degrees)."""
+    person = training_person(FaceKit(tiny_facekit), 0)
+    ahead = View(np.eye(3, dtype=np.float32), 100.0, 0.7, np.zeros(2), np.zeros(2))
+    off_axis = dataclasses.replace(ahead, off_axis=np.radians([10.0, 8.0]))
+    turned = dataclasses.replace(off_axis, head=off_axis.to_view_space())
+    a = renderer.render_view(person, ahead, np.random.default_rng(0))
+    b = renderer.render_view(person, turned, np.random.default_rng(0))
+    mean_a, mean_b = (s.normals[s.mask > 0].mean(0) for s in (a, b))
+    assert degrees_between(mean_a / np.linalg.norm(mean_a), mean_b / np.linalg.norm(mean_b)) < 1.0
+    # Pixel by pixel the off-axis view is stretched ~5% by perspective (a pixel or two at the rim).
+    both = (a.mask > 0) & (b.mask > 0)
+    assert both.sum() > 0.9 * (a.mask > 0).sum()
+    assert np.median(degrees_between(a.normals, b.normals)[both]) < 4.0
 
 
 def test_skin_relief_reaches_the_ground_truth(renderer):
