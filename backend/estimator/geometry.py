@@ -1,7 +1,8 @@
 """Face crops and pasting their normals back: the squares the network sees, and the soft mask.
 
-A crop is an axis-aligned square of the photo scaled to the network's size, so camera-space normals
-need no rotation on the way back (the crop only translates and scales the image)."""
+A crop is an axis-aligned square of the photo scaled to the network's size, so its normals need no
+rotation on the way back (the crop only translates and scales the image).  They stay relative to
+the line of sight to the face: without the camera's focal length nothing better is known."""
 from __future__ import annotations
 
 import dataclasses

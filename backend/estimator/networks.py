@@ -7,7 +7,8 @@ RefineNet  - a U-Net on the full-resolution crop with the exemplar as extra inpu
              a correction to the exemplar.  Input channels (not a global modulation code as in the
              authors' release) because the exemplar is pixel-aligned with the image: the refiner sees
              *where* the coarse shape is and only has to add detail, which a pooled code cannot carry.
-FaceNormalNet - both, chained.  All outputs are unit normals in camera space, OpenGL convention
+FaceNormalNet - both, chained.  All outputs are unit normals in the crop's view space (the camera
+             turned to look at the face; see training/synthetic.py), OpenGL convention
              (+x right, +y up, +z toward the camera), shape (B, 3, H, W).
 
 Hyper-parameters live in `ModelConfig`; `build_model(config)` is the one factory.

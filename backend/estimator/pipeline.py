@@ -25,7 +25,9 @@ class NoFaceError(ValueError):
 
 @dataclasses.dataclass
 class NormalMap:
-    normals: np.ndarray          # (H, W, 3) float32 unit vectors, camera space, OpenGL convention
+    normals: np.ndarray          # (H, W, 3) float32 unit vectors, OpenGL convention, each face's
+                                 # relative to the line of sight to it (README: camera space for a
+                                 # face near the photo's centre)
     mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
     faces: list[FaceBox]         # the detected boxes (empty when detection was skipped)
     timings: dict[str, float]    # seconds per step: read, detect, network, paste

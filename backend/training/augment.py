@@ -1,7 +1,7 @@
 """On-the-fly augmentation of rendered pairs, so a few thousand renders do not get memorised.
 
 Each pass over the cache shows every render under a new exposure, white balance and gamma, and
-zoomed and shifted a little.  Zoom and shift do not change camera-space normals (the face turns
+zoomed and shifted a little.  Zoom and shift do not change view-space normals (the face turns
 no differently), so the truth is only resampled; mirroring is the dataset's job."""
 from __future__ import annotations
 
