@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="output path stem (default: the shipped weights' place)")
     train.add_argument("--cache", default=".cache/renders", help="where rendered pairs are kept")
     train.add_argument("--smoke", action="store_true", help="a few steps on a few renders, to check the path")
+    train.add_argument("--coarse-from", help="take the coarse network from this weights file and train "
+                                             "the refiner only (e.g. on your own --photos)")
     _add_settings_options(train)
     train.set_defaults(run=run_train)
 
@@ -117,6 +119,7 @@ SMOKE = dict(samples=12, rags=8, coarse_steps=2, coarse_batch=4, refine_steps=2,
 def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from .estimator.weights import WeightsError
     from .training.facekit import FaceKitError
     from .training.settings import TrainSettings
     from .training.train import train
@@ -126,8 +129,9 @@ def run_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(**{**(SMOKE if args.smoke else {}), **chosen})
     try:
         report = train(Path(args.data), Path(args.output), Path(args.cache), settings,
-                       Path(args.photos) if args.photos else None)
-    except FaceKitError as error:
+                       Path(args.photos) if args.photos else None,
+                       coarse_from=Path(args.coarse_from) if args.coarse_from else None)
+    except (FaceKitError, WeightsError) as error:
         return _fail(str(error))
     print(json.dumps(report["timings_s"]))
     return 0

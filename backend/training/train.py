@@ -8,6 +8,8 @@
 
 Writes <output>.safetensors (fp16), <output>.json (settings, timings), <output>_log.jsonl and
 <output>_loss.png.  Optionally also trains the no-attention coarse network for the ablation.
+With `coarse_from` (an earlier weights file) stage 1 is taken from there and only stage 2 runs:
+how to refine on your own photo collection without the hour that stage 1 takes.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_parameters
-from ..estimator.weights import save_weights
+from ..estimator.weights import load_model, read_metadata, save_weights
 from . import augment, losses
 from .dataset import RenderedPairs, build_cache
 from .settings import TrainSettings
@@ -210,7 +212,9 @@ def plot_losses(rows: list[dict], path: Path) -> None:
 
 
 def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos: Path | None,
-          config: ModelConfig = ModelConfig()) -> dict:
+          config: ModelConfig = ModelConfig(), coarse_from: Path | None = None) -> dict:
+    if coarse_from is not None:
+        config = read_metadata(coarse_from)[0]   # a bad file fails here, not after the rendering
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     output = output.with_suffix("")
@@ -229,7 +233,10 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
     # channels-last convolutions train ~20% faster on the CPU; the weights are saved contiguous.
     model = build_model(config).to(memory_format=torch.channels_last)
     start = time.perf_counter()
-    train_coarse(model, rags, settings, log, "coarse")
+    if coarse_from is not None:
+        model.coarse.load_state_dict(load_model(coarse_from).coarse.state_dict())
+    else:
+        train_coarse(model, rags, settings, log, "coarse")
     timings["coarse"] = time.perf_counter() - start
     start = time.perf_counter()
     train_refine(model, everything, real, settings, log)
@@ -238,10 +245,11 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
     report = {"settings": dataclasses.asdict(settings), "config": config.to_dict(),
               "parameters": count_parameters(model), "timings_s": {k: round(v) for k, v in timings.items()},
               "machine": f"{platform.machine()}, {settings.threads} threads, torch {torch.__version__}",
-              "command": " ".join(sys.argv), "unpaired_photos": str(photos) if photos else None}
+              "command": " ".join(sys.argv), "unpaired_photos": str(photos) if photos else None,
+              "coarse_from": str(coarse_from) if coarse_from else None}
     save_weights(model.eval(), output.with_suffix(".safetensors"), provenance=report)
 
-    if settings.ablation:
+    if settings.ablation and coarse_from is None:
         plain = build_model(dataclasses.replace(config, attention_blocks=0)).to(memory_format=torch.channels_last)
         start = time.perf_counter()
         train_coarse(plain, rags, settings, log, "coarse-no-attention")

@@ -50,6 +50,30 @@ def test_training_writes_weights_config_log_and_curves(trained):
     assert plain.attention_blocks == 0
 
 
+def test_refining_only_keeps_the_given_coarse_network(trained, tiny_facekit, tmp_path):
+    done = run_backend("train", "--data", tiny_facekit, "--smoke", "--coarse-from",
+                       trained / "model.safetensors", "--output", tmp_path / "refined",
+                       "--cache", trained / "cache")
+    assert done.returncode == 0, done.stderr
+    before, after = load_model(trained / "model.safetensors"), load_model(tmp_path / "refined.safetensors")
+    for (name, old), new in zip(before.coarse.state_dict().items(), after.coarse.state_dict().values()):
+        assert torch.equal(old, new), name
+    assert any(not torch.equal(a, b) for a, b in zip(before.refine.state_dict().values(),
+                                                     after.refine.state_dict().values()))
+    rows = [json.loads(line) for line in (tmp_path / "refined_log.jsonl").read_text().splitlines()]
+    assert {row["stage"] for row in rows} == {"refine"}
+    assert not (tmp_path / "refined_no_attention.safetensors").exists()
+    _, provenance = read_metadata(tmp_path / "refined.safetensors")
+    assert provenance["coarse_from"] == str(trained / "model.safetensors")
+
+
+def test_refining_from_a_file_that_is_no_model_is_a_clear_error(tiny_facekit, tmp_path):
+    (tmp_path / "junk.safetensors").write_text("not weights")
+    done = run_backend("train", "--data", tiny_facekit, "--smoke", "--coarse-from", tmp_path / "junk.safetensors",
+                       "--output", tmp_path / "refined", "--cache", tmp_path / "cache")
+    assert done.returncode != 0 and "junk.safetensors" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_evaluate_prints_every_row_as_json(trained, tiny_facekit):
     done = run_backend("evaluate", "--data", tiny_facekit, "--weights", trained / "model.safetensors",
                        "--people", "3", "--sheet", trained / "sheet.png", "--json")
