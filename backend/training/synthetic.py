@@ -55,7 +55,7 @@ class View:
         """(3, 3) R with camera-space normals @ R = view-space normals: R's columns are the view
         frame's axes, the shortest turn that takes +z (toward the camera) to the direction from
         the face to the camera."""
-        toward = -self.face_centre() / np.linalg.norm(self.face_centre())
+        toward = unit(-self.face_centre())
         z = np.array([0.0, 0.0, 1.0])
         axis = np.cross(z, toward)
         sine, cosine = np.linalg.norm(axis), float(z @ toward)

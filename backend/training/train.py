@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_parameters
-from ..estimator.weights import load_model, read_metadata, save_weights
+from ..estimator.weights import load_model, save_weights
 from . import augment, losses
 from .dataset import RenderedPairs, build_cache
 from .settings import TrainSettings
@@ -213,8 +213,10 @@ def plot_losses(rows: list[dict], path: Path) -> None:
 
 def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos: Path | None,
           config: ModelConfig = ModelConfig(), coarse_from: Path | None = None) -> dict:
-    if coarse_from is not None:
-        config = read_metadata(coarse_from)[0]   # a bad file fails here, not after the rendering
+    # Loaded first, so that a bad file fails before the rendering.
+    source = load_model(coarse_from) if coarse_from is not None else None
+    if source is not None:
+        config = source.config
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     output = output.with_suffix("")
@@ -233,8 +235,8 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
     # channels-last convolutions train ~20% faster on the CPU; the weights are saved contiguous.
     model = build_model(config).to(memory_format=torch.channels_last)
     start = time.perf_counter()
-    if coarse_from is not None:
-        model.coarse.load_state_dict(load_model(coarse_from).coarse.state_dict())
+    if source is not None:
+        model.coarse.load_state_dict(source.coarse.state_dict())
     else:
         train_coarse(model, rags, settings, log, "coarse")
     timings["coarse"] = time.perf_counter() - start
