@@ -51,30 +51,50 @@ def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
     image.update()
 
 
+VIEW_CENTRES = "face_normals_view_centres"   # ID property of a normal map in view space
+
+
 def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None, *,
-                  save_beside: str | None) -> tuple[bpy.types.Image, bpy.types.Image | None]:
+                  save_beside: str | None,
+                  view_centres: list[tuple[float, float]] = ()) -> tuple[bpy.types.Image, bpy.types.Image | None]:
     """Normal map (and mask) datablocks named after the source, Non-Color.  With save_beside (a
     folder) they are written there as 16-bit / 8-bit PNGs and loaded from the files; otherwise
-    they are float images packed into the .blend."""
+    they are float images packed into the .blend.  view_centres: see `remember_view_centres`."""
     stem = os.path.splitext(source_name)[0]
+    height, width = normals.shape[:2]
+    mask_image = None
     if save_beside:
         normal_path = os.path.join(save_beside, f"{stem}_normal.png")
         write_png(normal_path, np.round(np.clip(normals * 0.5 + 0.5, 0.0, 1.0) * 65535).astype(np.uint16))
         normal_image = _load_replacing(f"{stem}_normal", normal_path)
-        mask_image = None
         if mask is not None:
             mask_path = os.path.join(save_beside, f"{stem}_mask.png")
             write_png(mask_path, np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8))
             mask_image = _load_replacing(f"{stem}_mask", mask_path)
-        return normal_image, mask_image
-    height, width = normals.shape[:2]
-    normal_image = store_normal_map(f"{stem}_normal", normals)
-    mask_image = None
-    if mask is not None:
-        mask_image = _new_replacing(f"{stem}_mask", width, height)
-        _set_pixels(mask_image, np.dstack([mask, mask, mask, np.ones_like(mask)]))
-        mask_image.pack()
+    else:
+        normal_image = store_normal_map(f"{stem}_normal", normals)
+        if mask is not None:
+            mask_image = _new_replacing(f"{stem}_mask", width, height)
+            _set_pixels(mask_image, np.dstack([mask, mask, mask, np.ones_like(mask)]))
+            mask_image.pack()
+    remember_view_centres(normal_image, view_centres)
     return normal_image, mask_image
+
+
+def remember_view_centres(image: bpy.types.Image, centres: list[tuple[float, float]]) -> None:
+    """Mark a normal map as view space: each face's normals relative to the line of sight to the
+    centre of its crop (client/frames.py), the centres as (x, y) fractions of the map's width and
+    height.  Projecting the map through a camera turns it into that camera's space.  No centres:
+    the map is taken as camera space (a render, or a map made elsewhere)."""
+    if centres:
+        image[VIEW_CENTRES] = [float(v) for centre in centres for v in centre]
+    elif VIEW_CENTRES in image:
+        del image[VIEW_CENTRES]
+
+
+def view_centres(image: bpy.types.Image) -> list[tuple[float, float]]:
+    flat = list(image.get(VIEW_CENTRES, ()))
+    return list(zip(flat[0::2], flat[1::2]))
 
 
 def store_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:

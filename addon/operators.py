@@ -150,9 +150,12 @@ class FACE_NORMALS_OT_estimate(bpy.types.Operator):
             if "error" in result:
                 failed.append(explain(result["error"], prefs.address, name))
                 continue
+            height, width = result["normals"].shape[:2]
+            centres = [] if result["camera_space"] else [(x / width, y / height) for x, y in result["centres"]]
             normals, mask = _limit_size(result["normals"], result["mask"], prefs.max_size)
             beside = folder if mode == "BESIDE" and folder else None
-            normal_image, _ = images.store_results(name, normals, mask, save_beside=beside)
+            normal_image, _ = images.store_results(name, normals, mask, save_beside=beside,
+                                                   view_centres=centres)
             made.append(normal_image.name)
         for message in failed:
             self.report({"WARNING"} if made else {"ERROR"}, message)

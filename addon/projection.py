@@ -1,5 +1,7 @@
 """Project a photo's camera-space normals through its camera onto a mesh, into the mesh's own UV
-space as a tangent-space normal map (the frame Blender's Normal Map node decodes with).
+space as a tangent-space normal map (the frame Blender's Normal Map node decodes with).  The
+estimator's maps are in view space (each face's normals relative to the line of sight to it);
+`view_to_camera` turns them into the camera's space first.
 
 Done in numpy over a rasterisation of the mesh's UV layout, not with a Cycles bake: during a bake
 there is no view camera (platform notes), and numpy gives direct control of what counts as seen.
@@ -18,6 +20,8 @@ import bpy
 import numpy as np
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
+
+from .client import frames
 
 FACING_FADE = (0.2, 0.45)      # cosines between the normal and the view: no weight below, full above
 MARGIN = 4                     # texels the result is grown past UV island edges (filtering at seams)
@@ -231,6 +235,21 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
         colour = np.zeros((size, size, 3), np.float32)
         colour[surface.covered] = _bilinear(photo, px, py)
     return Projection(normals, weights, colour)
+
+
+def view_to_camera(normal_map: np.ndarray, centres: list[tuple[float, float]], camera: bpy.types.Object,
+                   depsgraph) -> np.ndarray:
+    """A map in view space (the estimator's frame: each face's normals relative to the line of
+    sight to its crop's centre, given as fractions of the map's size) -> the camera's space, with
+    the focal length and principal point of the camera's own projection at the map's size."""
+    if not centres or camera.data.type == "ORTHO":      # orthographic: every line of sight is +z
+        return normal_map
+    height, width = normal_map.shape[:2]
+    lens = np.array(camera.calc_matrix_camera(depsgraph, x=width, y=height))
+    # ndc = (lens[0][0] x / -z - lens[0][2], lens[1][1] y / -z - lens[1][2]); pixels from the top left
+    focal = lens[1, 1] * height / 2
+    principal = ((1 - lens[0, 2]) * width / 2, (1 + lens[1, 2]) * height / 2)
+    return frames.view_to_camera(normal_map, [(x * width, y * height) for x, y in centres], focal, principal)
 
 
 def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

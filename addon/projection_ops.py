@@ -105,7 +105,7 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
         surface = projection.sample_surface(obj, depsgraph, uv_name, self.resolution)
         projections = []
         for photo, camera in views:
-            normal_map, mask = _estimated_maps(photo, preferences.get(context).convention)
+            normal_map, mask = _estimated_maps(photo, preferences.get(context).convention, camera, depsgraph)
             colour = images.image_pixels(photo) if self.colour else None
             if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
                 raise ValueError(f"'{photo.name}' and its normal map differ in size")
@@ -123,8 +123,9 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
         return made
 
 
-def _estimated_maps(photo: bpy.types.Image, convention: str):
-    """The photo's camera-space unit normals (OpenGL) and face mask, estimating them if missing."""
+def _estimated_maps(photo: bpy.types.Image, convention: str, camera: bpy.types.Object, depsgraph):
+    """The photo's unit normals (OpenGL) in the camera's space and its face mask, estimating them
+    if missing."""
     stem = os.path.splitext(photo.name)[0]
     normal_image = bpy.data.images.get(f"{stem}_normal")
     if normal_image is None:
@@ -138,6 +139,7 @@ def _estimated_maps(photo: bpy.types.Image, convention: str):
     if convention == "DIRECTX":
         normals[..., 1] *= -1
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-6)
+    normals = projection.view_to_camera(normals, images.view_centres(normal_image), camera, depsgraph)
     mask_image = bpy.data.images.get(f"{stem}_mask")
     mask = None if mask_image is None else images.image_pixels(mask_image)[..., 0]
     if mask is not None and mask.shape != normals.shape[:2]:

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="normal-map convention (directx flips green); default opengl")
     predict.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
     predict.add_argument("--exr", action="store_true", help="also write <stem>_normal.exr (float32)")
+    predict.add_argument("--focal-mm", type=_focal_length,
+                         help="the photos' focal length, 35 mm equivalent: normals in camera space "
+                              "(without it each face's are relative to the line of sight to it)")
     predict.add_argument("--server", help="send the work to a running server at this address "
                                           "(e.g. tcp://127.0.0.1:5555) instead of loading the model")
     predict.add_argument("--timeout", type=float, default=60.0,
@@ -153,6 +156,14 @@ def _client(args: argparse.Namespace, timeout: float):
                   client_keys=args.client_key)
 
 
+def _focal_length(text: str) -> float:
+    from .client import frames
+    try:
+        return frames.check_focal(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files as given; folders replaced by the images directly inside them, sorted."""
     paths = []
@@ -215,7 +226,7 @@ def _local_estimator(args: argparse.Namespace):
     estimator = Estimator(args.weights, device=args.device)
 
     def estimate(path: Path):
-        result = estimator.estimate_file(path, detect=not args.no_detect)
+        result = estimator.estimate_file(path, detect=not args.no_detect, focal_35mm=args.focal_mm)
         return result.normals, result.mask, result.faces
     return estimate
 
@@ -235,7 +246,7 @@ def _remote_estimator(args: argparse.Namespace):
             raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from None
         # uint16 is exactly what the PNG stores, so the files match an in-process run
         [result] = client.estimate([data], detect=not args.no_detect, convention=args.convention,
-                                   normals_dtype="uint16", timeout=args.timeout)
+                                   normals_dtype="uint16", focal_35mm=args.focal_mm, timeout=args.timeout)
         if "error" in result:
             raise ServerError(result["error"].code, str(result["error"]))
         return result["normals"], result["mask"], result["faces"]

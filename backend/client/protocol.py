@@ -12,9 +12,12 @@ Kinds:
   "info"     -> {"kind": "info", "server", "model", "device", "limits", ...}
   "estimate" -> one result per payload frame.  options: "detect" (bool, default true),
                 "convention" ("opengl"|"directx"), "mask" (bool, default true),
-                "normals_dtype" ("float16"|"uint16", default float16).
+                "normals_dtype" ("float16"|"uint16", default float16), "focal_35mm" (the
+                photo's 35 mm-equivalent focal length: normals in camera space; without it
+                each face's are relative to the line of sight to its centre, see frames.py).
                 Reply {"kind": "result", "results": [RESULT, ...], "frames": [PAYLOAD, ...]}
-                RESULT is {"ok": true, "faces": [[x, y, w, h], ...], "timings": {...}} (its
+                RESULT is {"ok": true, "faces": [[x, y, w, h], ...], "centres": [[x, y], ...]
+                (the pixel each face's crop is centred on), "camera_space": bool, "timings"} (its
                 normals, then its mask if asked, are the next payload frames; uint16 normals are
                 n * 0.5 + 0.5 scaled to 0..65535) or {"ok": false, "code", "message"}: one bad
                 image of a batch does not fail the others.

@@ -1,8 +1,9 @@
 """Face crops and pasting their normals back: the squares the network sees, and the soft mask.
 
 A crop is an axis-aligned square of the photo scaled to the network's size, so its normals need no
-rotation on the way back (the crop only translates and scales the image).  They stay relative to
-the line of sight to the face: without the camera's focal length nothing better is known."""
+rotation on the way back (the crop only translates and scales the image).  They are relative to
+the line of sight to the crop's centre; with the camera's focal length the pipeline turns them into
+camera space (client/frames.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +24,10 @@ class Crop:
     x0: float
     y0: float
     side: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x0 + self.side / 2, self.y0 + self.side / 2)
 
     def affine_to(self, size: int) -> np.ndarray:
         """2x3 matrix mapping photo pixel indices into a size x size crop's (pixel centres align,

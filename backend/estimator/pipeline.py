@@ -1,6 +1,7 @@
-"""`Estimator`: photo in, full-size camera-space normal map and face mask out.
+"""`Estimator`: photo in, full-size normal map and face mask out.
 
 read -> detect faces -> cut a square crop per face -> networks (all faces in one batch)
+-> (with the photo's focal length: turn each face's normals into camera space)
 -> paste each crop's normals back with a soft mask -> one map, flat (0, 0, 1) away from faces.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..client import frames
 from . import geometry
 from .detection import FaceBox, FaceDetector
 from .image_io import MAX_PIXELS, read_image
@@ -25,11 +27,13 @@ class NoFaceError(ValueError):
 
 @dataclasses.dataclass
 class NormalMap:
-    normals: np.ndarray          # (H, W, 3) float32 unit vectors, OpenGL convention, each face's
-                                 # relative to the line of sight to it (README: camera space for a
-                                 # face near the photo's centre)
+    normals: np.ndarray          # (H, W, 3) float32 unit vectors, OpenGL convention: camera space
+                                 # when the focal length was given, else each face's relative to
+                                 # the line of sight to its centre (client/frames.py)
     mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
     faces: list[FaceBox]         # the detected boxes (empty when detection was skipped)
+    centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
+    camera_space: bool           # whether the normals were turned into camera space
     timings: dict[str, float]    # seconds per step: read, detect, network, paste
 
 
@@ -50,6 +54,7 @@ class Job:
     windows: list[geometry.Crop]
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
+    focal_35mm: float | None = None
 
 
 class Estimator:
@@ -62,18 +67,21 @@ class Estimator:
         self.detector = FaceDetector()
         self.max_pixels = max_pixels
 
-    def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True) -> NormalMap:
+    def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True,
+                      focal_35mm: float | None = None) -> NormalMap:
         start = time.perf_counter()
         image = read_image(path, max_pixels=self.max_pixels)
         read_seconds = time.perf_counter() - start
-        result = self.estimate(image, detect=detect)
+        result = self.estimate(image, detect=detect, focal_35mm=focal_35mm)
         result.timings = {"read": read_seconds, **result.timings}
         return result
 
-    def estimate(self, image: np.ndarray, *, detect: bool = True) -> NormalMap:
+    def estimate(self, image: np.ndarray, *, detect: bool = True,
+                 focal_35mm: float | None = None) -> NormalMap:
         """Normals for an RGB float image (H, W, 3) in [0, 1].  With detect=False the image is
-        taken to be a face crop already."""
-        job = self.prepare(image, detect=detect)
+        taken to be a face crop already.  focal_35mm: the photo's focal length, 35 mm equivalent
+        (EXIF FocalLengthIn35mmFilm); given, the normals come out in camera space."""
+        job = self.prepare(image, detect=detect, focal_35mm=focal_35mm)
         start = time.perf_counter()
         normals = self.predict_crops(job.crops)
         job.timings["network"] = time.perf_counter() - start
@@ -81,7 +89,8 @@ class Estimator:
 
     # The three steps of `estimate`, apart, so that a server can run the crops of several
     # requests through the network together.
-    def prepare(self, image: np.ndarray, *, detect: bool = True) -> "Job":
+    def prepare(self, image: np.ndarray, *, detect: bool = True,
+                focal_35mm: float | None = None) -> "Job":
         """Find the faces and cut their crops (raises NoFaceError)."""
         height, width = image.shape[:2]
         start = time.perf_counter()
@@ -96,7 +105,7 @@ class Estimator:
             crops = [geometry.crop_whole_image(height, width)]
         pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
         return Job((height, width), detect, faces, crops, pixels,
-                   {"detect": time.perf_counter() - start})
+                   {"detect": time.perf_counter() - start}, focal_35mm)
 
     def finish(self, job: "Job", crop_normals: np.ndarray) -> NormalMap:
         """Paste the crops' normals back into a full-size map with the face mask."""
@@ -104,11 +113,17 @@ class Estimator:
         height, width = job.shape
         crop_mask = (geometry.face_mask(self.size) if job.detect
                      else np.ones((self.size, self.size), np.float32))
+        centres = [crop.centre for crop in job.windows]
+        if job.focal_35mm is not None:
+            focal = frames.focal_pixels(job.focal_35mm, width, height)
+            principal = (width / 2, height / 2)
+            crop_normals = [n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
+                            for n, c in zip(crop_normals, centres)]
         patches = [geometry.paste_back(n, crop_mask, crop, height, width)
                    for n, crop in zip(crop_normals, job.windows)]
         normals, mask = geometry.composite(patches, height, width)
         job.timings["paste"] = time.perf_counter() - start
-        return NormalMap(normals, mask, job.faces, job.timings)
+        return NormalMap(normals, mask, job.faces, centres, job.focal_35mm is not None, job.timings)
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import zmq
 
 from .. import __version__
 from ..client import protocol
+from ..client.frames import check_focal
 from ..client.launcher import STATE_FOLDER
 from ..client.protocol import ProtocolError
 from ..estimator import Estimator, ImageError, NoFaceError
@@ -299,7 +300,8 @@ class Server:
                 payloads.append(np.round(done.mask * 255).astype(np.uint8))
             done.timings["encode"] = time.perf_counter() - start
             results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
-                            "timings": done.timings})
+                            "centres": [list(c) for c in done.centres],
+                            "camera_space": done.camera_space, "timings": done.timings})
             if len(work.payloads) > 1:
                 out.send_multipart([work.client, *protocol.encode(
                     {"id": work.request_id, "kind": "progress", "done": index + 1,
@@ -322,7 +324,8 @@ class Server:
             else:
                 image = to_rgb_float(payload)
             decoded = time.perf_counter() - start
-            job = self.estimator.prepare(image, detect=bool(work.options.get("detect", True)))
+            job = self.estimator.prepare(image, detect=bool(work.options.get("detect", True)),
+                                         focal_35mm=work.options.get("focal_35mm"))
             job.timings = {"decode": decoded, **job.timings}
             return job
         except ImageError as error:
@@ -342,6 +345,11 @@ def _check_options(options: dict) -> None:
         raise ProtocolError("bad_message", "option 'convention' must be 'opengl' or 'directx'")
     if options.get("normals_dtype", "float16") not in ("float16", "uint16"):
         raise ProtocolError("bad_message", "option 'normals_dtype' must be 'float16' or 'uint16'")
+    if options.get("focal_35mm") is not None:
+        try:
+            check_focal(options["focal_35mm"])
+        except ValueError as error:
+            raise ProtocolError("bad_message", f"option 'focal_35mm': {error}") from None
 
 
 def _salvage_id(frames) -> str | None:

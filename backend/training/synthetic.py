@@ -22,6 +22,7 @@ import math
 import cv2
 import numpy as np
 
+from ..client import frames
 from .facekit import FaceKit, Person, held_out_person, training_person
 from .rasterize import rasterize
 
@@ -52,18 +53,9 @@ class View:
         return np.array([*np.tan(self.off_axis) * self.distance, -self.distance], np.float32)
 
     def to_view_space(self) -> np.ndarray:
-        """(3, 3) R with camera-space normals @ R = view-space normals: R's columns are the view
-        frame's axes, the shortest turn that takes +z (toward the camera) to the direction from
-        the face to the camera."""
-        toward = unit(-self.face_centre())
-        z = np.array([0.0, 0.0, 1.0])
-        axis = np.cross(z, toward)
-        sine, cosine = np.linalg.norm(axis), float(z @ toward)
-        if sine < 1e-9:
-            return np.eye(3, dtype=np.float32)
-        k = axis / sine
-        cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-        return (np.eye(3) + sine * cross + (1 - cosine) * cross @ cross).astype(np.float32)
+        """(3, 3) R with camera-space normals @ R = view-space normals (client/frames.py: the
+        shortest turn that takes +z to the direction from the face to the camera)."""
+        return frames.turn_from_z(unit(-self.face_centre())).astype(np.float32)
 
 
 def sample_view(rng: np.random.Generator, size: int) -> View:

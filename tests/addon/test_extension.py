@@ -54,7 +54,7 @@ def test_the_addon_never_imports_torch_or_the_backend(extension_zip):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def test_estimate_makes_a_non_color_unit_normal_map(clean_file, backend, astronaut, tmp_path):
+def test_estimate_makes_a_non_color_unit_normal_map(clean_file, addon, backend, astronaut, tmp_path):
     bpy = clean_file
     photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "astronaut.png")))
     result = bpy.ops.face_normals.estimate(image_name=photo.name, save_mode="PACK")
@@ -67,6 +67,9 @@ def test_estimate_makes_a_non_color_unit_normal_map(clean_file, backend, astrona
     mask = image_array(bpy.data.images["astronaut_mask"])[..., 0]
     assert mask.max() == 1.0 and mask[-20:].max() == 0.0          # the face, not the whole photo
     assert np.allclose(vectors[mask == 0], [0, 0, 1], atol=0.02)   # flat away from the face
+    # View space, marked with the face's crop centre (fractions of the size) for the projection.
+    [(x, y)] = addon.images.view_centres(normal)
+    assert 0.3 < x < 0.6 and 0.15 < y < 0.55 and mask[int(y * 512), int(x * 512)] == 1.0
     bpy.ops.face_normals.estimate(image_name=photo.name)          # again: replaced, not duplicated
     assert [i.name for i in bpy.data.images if i.name.startswith("astronaut_normal")] == ["astronaut_normal"]
 

@@ -149,6 +149,36 @@ def test_projection_bakes_back_the_known_tangent_normals_where_seen_and_flat_beh
     assert tree.nodes["Face Normals Texture"].inputs["Vector"].links[0].from_node.uv_map == "UVMap"
 
 
+def test_a_view_space_map_of_an_off_centre_face_is_turned_into_the_camera_space(clean_file, addon, tmp_path):
+    """The estimator's maps are relative to the line of sight to each face (client/frames.py);
+    the add-on keeps the crop centres on the normal image and turns the map into the camera's
+    space before projecting.  The sphere sits ~12 degrees off the axis of a 35 mm camera."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    bpy = clean_file
+    sphere = _sphere(bpy)
+    camera = _look_at(bpy, "Aside", (0.6, -4.5, 0.8), target=(-0.4, 0, 0.9))
+    camera.data.lens = 35
+    normals, mask = _render_camera_normals(bpy, camera, tmp_path / "normals.exr")
+    centre = camera.matrix_world.inverted() @ Vector((0, 0, 0))
+    off_axis = np.degrees(np.arccos(-centre.normalized().z))
+    assert 8 < off_axis < 16
+    # In view space, as the estimator would give it for a face centred on the sphere.
+    turn = addon.client.frames.turn_from_z(-np.array(centre.normalized()))
+    in_view = normals @ turn
+    u, v, _ = world_to_camera_view(bpy.context.scene, camera, Vector((0, 0, 0)))
+    _as_estimated(bpy, "aside.png", in_view, mask)
+
+    surface, facing = _surface_facing(addon, bpy, sphere, camera, 256)
+    seen = facing > 0.6
+    for centres, low, high in (([], 6, 30), ([(u, 1 - v)], 0, 3)):
+        addon.images.remember_view_centres(bpy.data.images["aside_normal"], centres)
+        assert bpy.ops.face_normals.project_normals(object_name=sphere.name, image_name="aside.png",
+                                                    camera_name=camera.name, resolution=256) == {"FINISHED"}
+        errors = _degrees(_baked(bpy, "Sphere_projected_normal")[surface.covered][seen], TRUE_TANGENT)
+        assert low <= np.median(errors) < high, f"centres {centres}: median {np.median(errors):.2f} deg"
+
+
 def test_surface_hidden_behind_another_part_of_the_mesh_stays_flat(clean_file, addon, tmp_path):
     bpy = clean_file
     back = _sphere(bpy, "Back")

@@ -89,3 +89,19 @@ def test_info_describes_the_model(untrained_weights):
     report = json.loads(done.stdout)
     assert report["device"] == "cpu" and 1_000_000 < report["parameters"] < 8_000_000
     assert report["provenance"]["made_by"] == "tests/conftest.py"
+
+
+def test_focal_length_turns_the_face_into_camera_space(tmp_path, astronaut_path, untrained_weights):
+    """The astronaut's face sits left of and above the photo's centre: in camera space its
+    normals lean right and down (toward the camera) compared with the default view space."""
+    maps = {}
+    for name, extra in (("view", ()), ("camera", ("--focal-mm", "28"))):
+        done = run_backend("predict", astronaut_path, "-o", tmp_path / name, "--weights", untrained_weights,
+                           "--npy", *extra)
+        assert done.returncode == 0, done.stderr
+        maps[name] = np.load(tmp_path / name / "astronaut_normal.npy")
+    face = cv2.imread(str(tmp_path / "camera" / "astronaut_mask.png"), cv2.IMREAD_UNCHANGED) == 255
+    lean = (maps["camera"][face] - maps["view"][face]).mean(0)
+    assert lean[0] > 0.01 and lean[1] < -0.05        # ~4 degrees left of the axis, ~15 above it
+    refused = run_backend("predict", astronaut_path, "-o", tmp_path, "--focal-mm", "0")
+    assert refused.returncode == 2 and "focal length" in refused.stderr

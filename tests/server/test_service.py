@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from backend.client import Client, ServerError, ServerUnavailable, protocol
+from backend.client.frames import face_turn, focal_pixels
 from backend.estimator import Estimator
 
 
@@ -46,6 +47,19 @@ def test_directx_and_uint16_options(server, astronaut):
         [dx] = client.estimate([astronaut], convention="directx", mask=False, timeout=60)
     assert dx["mask"] is None
     assert np.abs(dx["normals"][..., 1] + gl["normals"][..., 1]).max() < 2e-3
+
+
+def test_with_a_focal_length_the_normals_come_back_in_camera_space(server, astronaut):
+    with server.client() as client:
+        [view] = client.estimate([astronaut], timeout=60)
+        [camera] = client.estimate([astronaut], focal_35mm=50, timeout=60)
+    assert not view["camera_space"] and camera["camera_space"]
+    [centre] = camera["centres"]
+    assert centre == view["centres"][0] and 150 < centre[0] < 350 and 100 < centre[1] < 300
+    turn = face_turn(centre, focal_pixels(50, 512, 512), (256, 256))
+    face = camera["mask"] > 0.999
+    assert face.sum() > 5000
+    assert np.abs(camera["normals"][face] - view["normals"][face] @ turn.T).max() < 5e-3
 
 
 def test_one_bad_image_in_a_batch_fails_alone(server, astronaut):
@@ -148,6 +162,9 @@ BAD_REQUESTS = {
     "bad option": ([_header(kind="estimate", options={"convention": "sideways"},
                             frames=[{"dtype": "uint8", "shape": [4, 4, 3]}]), bytes(48)], "bad_message"),
     "options not an object": ([_header(kind="info", options=[1], frames=[])], "bad_message"),
+    "focal length not a number": ([_header(kind="estimate", options={"focal_35mm": "50mm"},
+                                           frames=[{"dtype": "uint8", "shape": [4, 4, 3]}]), bytes(48)],
+                                  "bad_message"),
 }
 
 

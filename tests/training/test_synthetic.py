@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from backend.training.facekit import TEST_SEED, FaceKit, FaceKitError, held_out_person, training_person
-from backend.training.synthetic import FaceRenderer, View
+from backend.client import frames
+from backend.training.synthetic import FACE_HEIGHT_CM, FaceRenderer, View
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,17 @@ def test_view_space_looks_from_the_face_toward_the_camera():
     toward_camera = -view.face_centre() / np.linalg.norm(view.face_centre())
     assert np.allclose(toward_camera @ view.to_view_space(), [0, 0, 1], atol=1e-6)
     assert np.allclose(view.to_view_space().T @ view.to_view_space(), np.eye(3), atol=1e-6)
+
+
+def test_frames_turns_the_truth_back_from_where_the_camera_puts_the_face():
+    """frames.py (how the pipeline and the add-on go from view space to camera space) finds the
+    renderer's line of sight from the face's pixel in the photo and the focal length."""
+    view = View(np.eye(3), 80.0, 0.7, np.radians([10.0, -8.0]), np.zeros(2))
+    focal = view.fill * 256 * view.distance / FACE_HEIGHT_CM       # as render_view projects
+    x, y, z = view.face_centre()
+    pixel = (focal * x / -z, -focal * y / -z)        # from the principal point, rows down
+    assert pixel[0] > 0 and pixel[1] > 0             # right of and below the centre
+    assert np.allclose(frames.face_turn(pixel, focal, (0.0, 0.0)), view.to_view_space(), atol=1e-6)
 
 
 def test_truth_is_what_the_crop_shows_wherever_the_face_was_in_the_photo(renderer, tiny_facekit):
