@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .facekit import FaceKit
@@ -38,7 +39,7 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
     """Render training pairs for seeds first_seed .. first_seed+count-1 into folder (reused when a
     complete cache with the same settings is there already)."""
     folder = Path(folder)
-    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 2}
+    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 3}
     meta = folder / "meta.json"
     if meta.is_file() and json.loads(meta.read_text()) == settings:
         return folder
@@ -62,9 +63,15 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
     return folder
 
 
+def mirror(image: torch.Tensor, normals: torch.Tensor, *masks: torch.Tensor) -> list[torch.Tensor]:
+    """A pair seen in a mirror: every map flips left-right and the normals' x changes sign."""
+    flipped = [t.flip(-1) for t in (image, normals, *masks)]
+    flipped[1] = flipped[1] * torch.tensor([-1.0, 1.0, 1.0], dtype=normals.dtype).view(3, 1, 1)
+    return flipped
+
+
 class RenderedPairs(Dataset):
-    """(image, normals, face mask, valid mask) tensors from a cache, optionally mirrored at random
-    (a mirrored photo's normals mirror too: x changes sign)."""
+    """(image, normals, face mask, valid mask) tensors from a cache, optionally mirrored at random."""
 
     def __init__(self, folder: str | Path, indices: range | None = None, *, mirror: bool = True):
         folder = Path(folder)
@@ -75,13 +82,42 @@ class RenderedPairs(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def read(self, items: range) -> tuple[torch.Tensor, ...]:
+        """Images, normals, face and valid masks of several pairs, unmirrored: (N, C, H, W) float."""
+        picked = [self.indices[i] for i in items]
+        image = torch.from_numpy(self.arrays["images"][picked]).permute(0, 3, 1, 2).float() / 255
+        normals = torch.from_numpy(self.arrays["normals"][picked]).permute(0, 3, 1, 2).float() / 32767
+        masks = torch.from_numpy(self.arrays["masks"][picked])[:, None]
+        return image, normals, (masks & 1).float(), ((masks >> 1) & 1).float()
+
     def __getitem__(self, item: int):
-        i = self.indices[item]
-        image = torch.from_numpy(np.array(self.arrays["images"][i])).permute(2, 0, 1).float() / 255
-        normals = torch.from_numpy(np.array(self.arrays["normals"][i])).permute(2, 0, 1).float() / 32767
-        masks = torch.from_numpy(np.array(self.arrays["masks"][i]))
-        face, valid = (masks & 1).float()[None], ((masks >> 1) & 1).float()[None]
+        pair = [t[0] for t in self.read(range(item, item + 1))]
         if self.mirror and torch.rand(()) < 0.5:
-            image, normals, face, valid = (t.flip(-1) for t in (image, normals, face, valid))
-            normals = normals * torch.tensor([-1.0, 1.0, 1.0]).view(3, 1, 1)
-        return image, normals, face, valid
+            pair = mirror(*pair)
+        return tuple(pair)
+
+
+class DownsampledPairs(Dataset):
+    """(image, normals, valid mask) of some rendered pairs at side x side, resampled once and held
+    in memory, mirrored at random.  The coarse network trains at 128^2 and reads each render
+    thousands of times: resampling the 256^2 maps on every read took a fifth of its step."""
+
+    def __init__(self, pairs: RenderedPairs, side: int, chunk: int = 250):
+        images, normals, valid = [], [], []
+        for start in range(0, len(pairs), chunk):
+            image, truth, _face, mask = pairs.read(range(start, min(start + chunk, len(pairs))))
+            images.append(F.interpolate(image, size=(side, side), mode="area").half())
+            truth = F.normalize(F.interpolate(truth, size=(side, side), mode="area"), dim=1)
+            normals.append(truth.half())
+            valid.append(F.interpolate(mask, size=(side, side), mode="area") > 0.99)
+        self.images, self.normals, self.valid = torch.cat(images), torch.cat(normals), torch.cat(valid)
+        self.mirror = pairs.mirror
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: int):
+        pair = [self.images[item].float(), self.normals[item].float(), self.valid[item].float()]
+        if self.mirror and torch.rand(()) < 0.5:
+            pair = mirror(*pair)
+        return tuple(pair)

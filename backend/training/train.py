@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..estimator.networks import FaceNormalNet, ModelConfig, build_model, count_parameters
 from ..estimator.weights import load_model, save_weights
 from . import augment, losses
-from .dataset import RenderedPairs, build_cache
+from .dataset import DownsampledPairs, RenderedPairs, build_cache
 from .settings import TrainSettings
 
 
@@ -41,7 +41,7 @@ def learning_rate(step: int, total: int, peak: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
-def optimisation_steps(module: torch.nn.Module, data: RenderedPairs, batch_size: int, steps: int,
+def optimisation_steps(module: torch.nn.Module, data: Dataset, batch_size: int, steps: int,
                        peak: float):
     """(step, batch, optimizer) for `steps` AdamW steps on the module's parameters, cycling
     through shuffled data, with the learning rate of `learning_rate` set for each step."""
@@ -84,17 +84,13 @@ class Log:
                            for k, v in row.items()), flush=True)
 
 
-def train_coarse(model: FaceNormalNet, data: RenderedPairs, settings: TrainSettings, log: Log,
+def train_coarse(model: FaceNormalNet, data: DownsampledPairs, settings: TrainSettings, log: Log,
                  stage: str) -> None:
+    """`data` at the side the coarse network works at: it trains there, against downsampled truth."""
     coarse = model.coarse.train()
-    size = coarse.size
     for step, batch, optimizer in optimisation_steps(coarse, data, settings.coarse_batch,
                                                      settings.coarse_steps, settings.learning_rate):
-        image, truth, _face, valid = batch
-        # The coarse network works at `size`: train it there, against downsampled truth.
-        image = F.interpolate(image, size=(size, size), mode="area")
-        truth = F.normalize(F.interpolate(truth, size=(size, size), mode="area"), dim=1)
-        valid = (F.interpolate(valid, size=(size, size), mode="area") > 0.99).float()
+        image, truth, valid = batch
         if settings.augment:
             image, truth, valid = augment.zoom_and_shift(augment.photometric(image), truth, valid)
         # Shape only: the exemplar is meant to be coarse, and at 128^2 the skin relief is noise
@@ -229,7 +225,10 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
                 progress=lambda i, n: print(f"rendered {i}/{n}", flush=True) if i % 500 == 0 else None)
     timings["render"] = time.perf_counter() - start
     everything = RenderedPairs(cache)
-    rags = RenderedPairs(cache, range(min(settings.rags, settings.samples)))
+    rags = None   # the coarse network's set, held in memory at the side it works at
+    if source is None:
+        rags = DownsampledPairs(RenderedPairs(cache, range(min(settings.rags, settings.samples))),
+                                config.coarse_size)
     real = load_photo_crops(photos, config.input_size) if photos else None
 
     # channels-last convolutions train ~20% faster on the CPU; the weights are saved contiguous.

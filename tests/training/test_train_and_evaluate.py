@@ -7,10 +7,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from backend.estimator.weights import load_model, read_metadata
-from backend.training.dataset import RenderedPairs, build_cache
+from backend.training.dataset import DownsampledPairs, RenderedPairs, build_cache
 from backend.training.evaluate import angular_errors, luminance_gradient_normals, summarize
 
 
@@ -105,6 +106,28 @@ def test_the_cache_is_reused_and_mirroring_flips_x(tiny_facekit, tmp_path):
             break
     assert torch.equal(m_image, image.flip(-1))
     assert torch.allclose(m_normals[0], -normals[0].flip(-1)) and torch.equal(m_normals[1], normals[1].flip(-1))
+
+
+def test_the_coarse_set_is_the_cache_at_the_coarse_side(tiny_facekit, tmp_path):
+    folder = build_cache(tiny_facekit, tmp_path / "cache", 3, size=64, workers=1)
+    plain = RenderedPairs(folder, range(1, 3), mirror=False)
+    small = DownsampledPairs(plain, 32, chunk=1)
+    assert len(small) == 2
+    image, normals, _face, valid = plain[1]
+    s_image, s_normals, s_valid = small[1]
+    assert s_image.shape == (3, 32, 32) and s_normals.shape == (3, 32, 32) and s_valid.shape == (1, 32, 32)
+    assert torch.allclose(s_image, F.avg_pool2d(image, 2), atol=1e-3)          # float16 in memory
+    on_face = s_valid[0] > 0
+    assert on_face.sum() > 20 and set(s_valid.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(s_normals.norm(dim=0)[on_face], torch.ones(()), atol=2e-3)
+    assert torch.equal(s_valid[0], F.avg_pool2d(valid, 2)[0] > 0.99)
+    mirrored = DownsampledPairs(RenderedPairs(folder, range(1, 3), mirror=True), 32)
+    for _ in range(20):
+        m_image, m_normals, m_valid = mirrored[1]
+        if not torch.equal(m_image, s_image):
+            break
+    assert torch.equal(m_image, s_image.flip(-1)) and torch.equal(m_valid, s_valid.flip(-1))
+    assert torch.equal(m_normals[0], -s_normals[0].flip(-1)) and torch.equal(m_normals[2], s_normals[2].flip(-1))
 
 
 def test_metric_on_known_angles():
