@@ -39,7 +39,7 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
     """Render training pairs for seeds first_seed .. first_seed+count-1 into folder (reused when a
     complete cache with the same settings is there already)."""
     folder = Path(folder)
-    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 3}
+    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 4}
     meta = folder / "meta.json"
     if meta.is_file() and json.loads(meta.read_text()) == settings:
         return folder

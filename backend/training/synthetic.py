@@ -188,7 +188,8 @@ class FaceRenderer:
         skin = covered & self.is_face[tri]
         # Skin relief: bends the normals that the image is shaded with AND the ground truth.
         age = rng.beta(1.5, 2.5)
-        height = self._sample_uv(self._height_texture(rng, age), uv, skin)
+        texture = _pixel_footprint_blur(self._height_texture(rng, age), _texels_per_pixel(uv, skin))
+        height = self._sample_uv(texture, uv, skin)
         normals = _bump(normals, position, height, skin)
         normals[~covered] = (0, 0, 1)
 
@@ -459,6 +460,26 @@ def _sh_irradiance(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
                       2 * c1 * x * y, 2 * c1 * y * z, c3 * z * z - c5, 2 * c1 * x * z,
                       c1 * (x * x - y * y)], -1)
     return basis @ sh
+
+
+def _texels_per_pixel(uv: np.ndarray, where: np.ndarray) -> float:
+    """The typical side of one screen pixel's footprint on the face tile, in relief texels."""
+    texel = uv * UV_SIZE
+    jacobian_det = (np.gradient(texel[..., 0], axis=1) * np.gradient(texel[..., 1], axis=0)
+                    - np.gradient(texel[..., 0], axis=0) * np.gradient(texel[..., 1], axis=1))
+    inner = cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not inner.any():
+        return 1.0
+    return float(np.sqrt(np.median(np.abs(jacobian_det[inner]))))
+
+
+def _pixel_footprint_blur(texture: np.ndarray, texels_per_pixel: float) -> np.ndarray:
+    """What one camera pixel records of a relief drawn finer than the pixel: its average (a
+    Gaussian of the footprint's width, as mip-mapping does), not a point sample that aliases pores
+    into per-pixel speckle no image can show."""
+    if texels_per_pixel <= 1:
+        return texture
+    return cv2.GaussianBlur(texture, (0, 0), 0.5 * texels_per_pixel, borderType=cv2.BORDER_REFLECT)
 
 
 def _bump(normals, position, height, where):

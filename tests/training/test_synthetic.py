@@ -5,7 +5,8 @@ import pytest
 
 from backend.training.facekit import TEST_SEED, FaceKit, FaceKitError, held_out_person, training_person
 from backend.client import frames
-from backend.training.synthetic import FACE_HEIGHT_CM, FaceRenderer, View
+from backend.training.synthetic import (FACE_HEIGHT_CM, UV_SIZE, FaceRenderer, View,
+                                        _texels_per_pixel)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,17 @@ def test_skin_relief_reaches_the_ground_truth(renderer):
     # second differences of a smooth sphere's normals are tiny; relief makes them larger
     curvature = np.abs(n[2:, 1:-1] - 2 * n[1:-1, 1:-1] + n[:-2, 1:-1]).sum(-1)[inner[1:-1, 1:-1]]
     assert np.percentile(curvature, 90) > 0.01
+
+
+def test_pixel_footprint_is_measured_in_relief_texels():
+    """A face tile stretched 2.5 texels per pixel one way and 1.5 the other: a pixel covers the
+    area of 2.5 x 1.5 texels (side ~1.94), whatever lies outside the skin."""
+    rows, cols = np.mgrid[0:40, 0:40].astype(np.float32)
+    uv = np.stack([cols * 2.5 / UV_SIZE, 1 - rows * 1.5 / UV_SIZE], -1)
+    skin = np.zeros((40, 40), bool)
+    skin[5:30, 8:35] = True
+    uv[~skin] = 0                       # off the skin the UVs are junk
+    assert _texels_per_pixel(uv, skin) == pytest.approx(np.sqrt(2.5 * 1.5), rel=1e-4)
 
 
 def test_samples_are_deterministic_per_seed(renderer):
