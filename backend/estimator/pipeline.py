@@ -18,6 +18,7 @@ from ..client import frames
 from . import geometry
 from .detection import FaceBox, FaceDetector
 from .image_io import MAX_PIXELS, read_image
+from .networks import mirror_averaged
 from .weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -59,13 +60,16 @@ class Job:
 
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
-                 max_pixels: int = MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS, mirror_average: bool = True):
+        """mirror_average: also run each face's mirror image and average the two (better normals,
+        twice the network time; see networks.mirror_averaged)."""
         self.device = pick_device(device)
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self.model = load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.detector = FaceDetector()
         self.max_pixels = max_pixels
+        self.mirror_average = mirror_average
 
     def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True,
                       focal_35mm: float | None = None) -> NormalMap:
@@ -129,5 +133,6 @@ class Estimator:
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float crops in [0, 1] -> (N, S, S, 3) unit normals."""
         tensor = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(self.device)
-        normals = self.model(tensor.float())
+        tensor = tensor.float()
+        normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
         return normals.permute(0, 2, 3, 1).float().cpu().numpy()

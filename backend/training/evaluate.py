@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..estimator.networks import FaceNormalNet, count_parameters
+from ..estimator.networks import FaceNormalNet, count_parameters, mirror_averaged
 from ..estimator.weights import load_model
 from .facekit import TEST_PEOPLE, FaceKit
 from .synthetic import FaceRenderer, Sample
@@ -56,12 +56,13 @@ def luminance_gradient_normals(image: np.ndarray, strength: float = 15.0, blur: 
 
 
 def network_method(model: FaceNormalNet, coarse_only: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """The network as `predict` runs it: mirror-averaged (every network row alike)."""
     net = model.coarse if coarse_only else model
 
     @torch.inference_mode()
     def predict(image: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-        return net(tensor)[0].permute(1, 2, 0).numpy()
+        return mirror_averaged(net, tensor)[0].permute(1, 2, 0).numpy()
     return predict
 
 

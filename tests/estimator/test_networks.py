@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from backend.estimator.networks import ModelConfig, build_model, count_macs, count_parameters
+from backend.estimator.networks import (ModelConfig, build_model, count_macs, count_parameters,
+                                        mirror_averaged)
 
 PARAMETER_BUDGET = 8_000_000
 MAC_BUDGET = 5_000_000_000
@@ -43,6 +44,20 @@ def test_eval_mode_is_deterministic(model):
         assert torch.equal(model(image), model(image))
 
 
+def test_mirror_average_treats_a_photo_and_its_mirror_alike(model):
+    """The mirror image of a face gets the mirror image of its normals (x negated): exactly, which
+    a single pass of a network does not do."""
+    image = torch.rand(1, 3, 256, 256)
+    x_negated = torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        direct = mirror_averaged(model, image)
+        of_mirror = mirror_averaged(model, image.flip(-1))
+        single_pass_gap = (model(image.flip(-1)) - model(image).flip(-1) * x_negated).abs().max()
+    assert torch.allclose(of_mirror, direct.flip(-1) * x_negated, atol=1e-5)
+    assert single_pass_gap > 1e-3
+    assert torch.allclose(direct.norm(dim=1), torch.ones(1, 256, 256), atol=1e-4)
+
+
 def test_refinement_uses_the_exemplar(model):
     image = torch.rand(1, 3, 256, 256)
     exemplar = model.coarse(image)
@@ -55,13 +70,14 @@ def test_attention_mixes_every_bottleneck_position():
     """Self-attention gives each bottleneck cell a view of the whole face: changing one corner
     cell changes the opposite corner's output, which no 3x3 convolution at that stage could do."""
     torch.manual_seed(0)
-    coarse = build_model().coarse.eval()
-    attention = coarse.unet.bottleneck
-    features = torch.randn(1, 192, 8, 8)
+    config = ModelConfig()
+    attention = build_model(config).coarse.unet.bottleneck.eval()
+    dim, grid = config.coarse_widths[-1], config.coarse_size >> (len(config.coarse_widths) - 1)
+    features = torch.randn(1, dim, grid, grid)
     changed = features.clone()
-    changed[..., 0, 0] += torch.randn(192)
+    changed[..., 0, 0] += torch.randn(dim)
     with torch.no_grad():
-        far = attention(features)[..., 7, 7] - attention(changed)[..., 7, 7]
+        far = attention(features)[..., -1, -1] - attention(changed)[..., -1, -1]
     assert far.abs().max() > 1e-3
 
 
