@@ -27,7 +27,9 @@ from torch import nn
 class ModelConfig:
     input_size: int = 256                   # side of the square face crop the model sees
     coarse_size: int = 128                  # the coarse network works at this side
-    coarse_widths: tuple[int, ...] = (16, 32, 64, 128, 192)  # per encoder stage (each halves the side)
+    coarse_widths: tuple[int, ...] = (16, 32, 64, 128, 192, 256)  # per encoder stage (each halves
+                                            # the side); the 6th costs ~no time at 4x4 and, in equal
+                                            # time, scored 13.6 vs 15.1 deg (2,500-step trials)
     attention_blocks: int = 2               # transformer blocks over the bottleneck; 0 = the ablation
     attention_heads: int = 4
     refine_widths: tuple[int, ...] = (16, 24, 48, 96, 160)
