@@ -25,12 +25,19 @@ def astronaut_path(astronaut, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def untrained_weights(tmp_path_factory) -> Path:
     """A checkpoint of the real architecture with seeded random weights (BatchNorm statistics left
-    at their defaults): the pipeline's geometry and I/O do not depend on what the model learned."""
+    at their defaults): the pipeline's geometry and I/O do not depend on what the model learned.
+    Only the output heads' biases are set toward +z, so that its normals face the camera, varied,
+    as any face's do (random heads can point them away, and then a turn into camera space or a
+    projection onto a mesh has nothing to show)."""
     import torch
 
     from backend.estimator.networks import build_model
     from backend.estimator.weights import save_weights
     torch.manual_seed(0)
+    model = build_model()
+    with torch.no_grad():
+        for net in (model.coarse, model.refine):
+            net.unet.head.bias.copy_(torch.tensor([0.0, 0.0, 0.3]))
     path = tmp_path_factory.mktemp("weights") / "untrained.safetensors"
-    save_weights(build_model(), path, provenance={"made_by": "tests/conftest.py", "trained": False})
+    save_weights(model, path, provenance={"made_by": "tests/conftest.py", "trained": False})
     return path
