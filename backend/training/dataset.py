@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..estimator.networks import mirrored_normals
 from .facekit import FaceKit
 from .synthetic import FaceRenderer
 
@@ -65,9 +66,7 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
 
 def mirror(image: torch.Tensor, normals: torch.Tensor, *masks: torch.Tensor) -> list[torch.Tensor]:
     """A pair seen in a mirror: every map flips left-right and the normals' x changes sign."""
-    flipped = [t.flip(-1) for t in (image, normals, *masks)]
-    flipped[1] = flipped[1] * torch.tensor([-1.0, 1.0, 1.0], dtype=normals.dtype).view(3, 1, 1)
-    return flipped
+    return [image.flip(-1), mirrored_normals(normals), *(mask.flip(-1) for mask in masks)]
 
 
 class RenderedPairs(Dataset):

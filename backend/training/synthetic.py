@@ -462,12 +462,17 @@ def _sh_irradiance(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
     return basis @ sh
 
 
+def _interior(where: np.ndarray) -> np.ndarray:
+    """Where the whole 3x3 neighbourhood is inside: finite differences across edges are junk."""
+    return cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
 def _texels_per_pixel(uv: np.ndarray, where: np.ndarray) -> float:
     """The typical side of one screen pixel's footprint on the face tile, in relief texels."""
     texel = uv * UV_SIZE
     jacobian_det = (np.gradient(texel[..., 0], axis=1) * np.gradient(texel[..., 1], axis=0)
                     - np.gradient(texel[..., 0], axis=0) * np.gradient(texel[..., 1], axis=1))
-    inner = cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    inner = _interior(where)
     if not inner.any():
         return 1.0
     return float(np.sqrt(np.median(np.abs(jacobian_det[inner]))))
@@ -495,9 +500,7 @@ def _bump(normals, position, height, where):
     gradient = np.sign(det)[..., None] * (dhdx[..., None] * r1 + dhdy[..., None] * r2)
     bent = np.abs(det)[..., None] * normals - gradient
     bent = unit(bent)
-    # Only where the whole 3x3 neighbourhood is skin (finite differences across edges are junk).
-    inner = cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    inner &= np.abs(det) > 1e-10
+    inner = _interior(where) & (np.abs(det) > 1e-10)
     return np.where(inner[..., None], bent, normals)
 
 

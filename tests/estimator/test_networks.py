@@ -70,9 +70,8 @@ def test_attention_mixes_every_bottleneck_position():
     """Self-attention gives each bottleneck cell a view of the whole face: changing one corner
     cell changes the opposite corner's output, which no 3x3 convolution at that stage could do."""
     torch.manual_seed(0)
-    config = ModelConfig()
-    attention = build_model(config).coarse.unet.bottleneck.eval()
-    dim, grid = config.coarse_widths[-1], config.coarse_size >> (len(config.coarse_widths) - 1)
+    attention = build_model().coarse.unet.bottleneck.eval()
+    _, dim, grid, _ = attention.position.shape
     features = torch.randn(1, dim, grid, grid)
     changed = features.clone()
     changed[..., 0, 0] += torch.randn(dim)
