@@ -40,7 +40,7 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
     """Render training pairs for seeds first_seed .. first_seed+count-1 into folder (reused when a
     complete cache with the same settings is there already)."""
     folder = Path(folder)
-    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 4}
+    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 5}
     meta = folder / "meta.json"
     if meta.is_file() and json.loads(meta.read_text()) == settings:
         return folder

@@ -129,6 +129,15 @@ def _draw_curve(canvas: np.ndarray, points: np.ndarray, value: float, thickness:
     cv2.polylines(canvas, [pts], False, value, thickness, cv2.LINE_AA, shift=4)
 
 
+def angles_from_gaze(shell: np.ndarray) -> np.ndarray:
+    """Degrees between +z (where the neutral head's eyes look) and each point of an eyeball's
+    shell, seen from the centre of the sphere that fits the shell best (least squares)."""
+    system = np.c_[2 * shell, np.ones(len(shell))]
+    centre = np.linalg.lstsq(system, (shell ** 2).sum(1), rcond=None)[0][:3]
+    outward = shell - centre
+    return np.degrees(np.arccos(np.clip(outward[:, 2] / np.linalg.norm(outward, axis=1), -1, 1)))
+
+
 def _bezier(p0, p1, p2, n=12) -> np.ndarray:
     t = np.linspace(0, 1, n)[:, None]
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
@@ -144,7 +153,13 @@ class FaceRenderer:
         material = facekit.triangle_material
         self.is_face = material == m["M_Face"]
         self.is_eye = np.isin(material, [m["M_ScleraLeft"], m["M_ScleraRight"]])
-        self.is_iris = np.isin(material, [m["M_IrisLeft"], m["M_IrisRight"]])
+        # Each eyeball's outer shell (the sclera material, cornea bulge and all) encloses its iris
+        # sphere, so a ray never meets the iris: the shell is coloured by the angle from the gaze.
+        self.gaze_angle = np.full(len(facekit.neutral), 180.0, np.float32)
+        for side in ("Left", "Right"):
+            corners = np.unique(facekit.triangles[material == m[f"M_Sclera{side}"]])
+            if len(corners) >= 4:
+                self.gaze_angle[corners] = angles_from_gaze(facekit.neutral[corners])
         self.is_mouth = np.isin(material, [m["M_Teeth"], m["M_GumsTongue"]])
         self.is_teeth = material == m["M_Teeth"]
         self.is_back = material == m["M_BackHead"]
@@ -179,9 +194,11 @@ class FaceRenderer:
 
         covered = fragments.triangle >= 0
         tri = np.where(covered, fragments.triangle, 0)
-        at_vertices = np.concatenate([normals_model @ r.T, cam, vertices[:, 1:2]], -1)
+        at_vertices = np.concatenate([normals_model @ r.T, cam, vertices[:, 1:2],
+                                      self.gaze_angle[:, None]], -1)
         attributes = fragments.interpolate(at_vertices, self.kit.triangles)  # one gather for all
         normals, position, model_y = attributes[..., :3], attributes[..., 3:6], attributes[..., 6]
+        gaze_angle = attributes[..., 7]
         uv = fragments.interpolate(self.kit.triangle_uv)  # per corner: UV seams split vertices
         normals = unit(normals, 1e-8)
 
@@ -196,7 +213,7 @@ class FaceRenderer:
         hair_line = self._hair_line(rng)
         hair = covered & ((self.is_back[tri] & (model_y > 2.0 - 6 * rng.random()))
                           | (skin & (uv[..., 1] > hair_line(uv[..., 0]))))
-        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair)
+        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, gaze_angle)
         radiance = self._shade(rng, normals, position, depth_map=np.where(covered, -position[..., 2], np.inf),
                                albedo=albedo, specular_weight=specular_weight, skin=skin, focal=focal)
         # Mouth interior sits in the dark.
@@ -206,7 +223,7 @@ class FaceRenderer:
         image = _camera(rng, image)
         seen = covered & ~hair & ~occluded
         above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
-        face = seen & ((skin & above_chin) | self.is_eye[tri] | self.is_iris[tri])
+        face = seen & ((skin & above_chin) | self.is_eye[tri])
         valid = seen & ~self.is_mouth[tri]
         # Lit in camera space (where the lights are); the truth is what the crop can show.
         truth = np.where(covered[..., None], normals @ view.to_view_space(), normals)
@@ -290,7 +307,7 @@ class FaceRenderer:
         return lambda u: top - fringe * np.exp(-((u - centre) / width) ** 2) - 0.12 * (
             np.abs(u - 0.5) > 0.3) * (np.abs(u - 0.5) - 0.3) * 4
 
-    def _albedo(self, rng, uv, tri, covered, skin, hair):
+    def _albedo(self, rng, uv, tri, covered, skin, hair, gaze_angle):
         """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry)."""
         n, lm = self.noise, self.lm
         s = self.size
@@ -342,14 +359,15 @@ class FaceRenderer:
 
         eye = covered & self.is_eye[tri]
         albedo[eye] = np.array([0.5, 0.42, 0.4]) * rng.uniform(0.5, 1.0)
-        iris = covered & self.is_iris[tri]
-        radius = np.linalg.norm(uv - 0.5, axis=-1)
+        # Seen through the cornea (the shell's bulge, ~25 degrees around the gaze): iris and pupil.
+        iris_angle = rng.uniform(23, 28)
+        iris = eye & (gaze_angle < iris_angle)
         iris_colour = rng.choice([np.array([0.05, 0.025, 0.01]), np.array([0.05, 0.1, 0.15]),
                                   np.array([0.05, 0.08, 0.03]), np.array([0.08, 0.08, 0.08])])
         iris_colour = iris_colour * math.exp(rng.normal(0, 0.4))
-        pupil = radius < rng.uniform(0.08, 0.16)
+        pupil = gaze_angle < iris_angle * rng.uniform(0.2, 0.55)
         albedo[iris] = np.where(pupil[iris, None], 0.005, iris_colour)
-        specular[eye | iris] = 1.5      # wet
+        specular[eye] = 1.5      # wet
         mouth = covered & self.is_mouth[tri]
         albedo[mouth] = np.where(self.is_teeth[tri][mouth, None], np.array([0.6, 0.55, 0.45]),
                                  tone * np.array([1.0, 0.4, 0.4]))

@@ -6,7 +6,7 @@ import pytest
 from backend.training.facekit import TEST_SEED, FaceKit, FaceKitError, held_out_person, training_person
 from backend.client import frames
 from backend.training.synthetic import (FACE_HEIGHT_CM, UV_SIZE, FaceRenderer, View,
-                                        _texels_per_pixel)
+                                        _texels_per_pixel, angles_from_gaze)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,19 @@ def test_pixel_footprint_is_measured_in_relief_texels():
     skin[5:30, 8:35] = True
     uv[~skin] = 0                       # off the skin the UVs are junk
     assert _texels_per_pixel(uv, skin) == pytest.approx(np.sqrt(2.5 * 1.5), rel=1e-4)
+
+
+def test_the_iris_is_placed_by_the_angle_from_the_gaze_on_the_eyeball_shell():
+    """Points of a 1.2 cm eyeball off the origin at known angles from +z, with a cornea-like
+    bulge in front: the angles come back whatever the eyeball's centre."""
+    rng = np.random.default_rng(0)
+    polar = np.radians(rng.uniform(0, 180, 400))
+    azimuth = rng.uniform(0, 2 * np.pi, 400)
+    radius = 1.2 + 0.05 * np.clip(np.cos(polar), 0, None) ** 8          # the cornea, ~0.5 mm
+    direction = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth),
+                          np.cos(polar)], 1)
+    shell = np.array([3.1, 3.6, 8.0]) + radius[:, None] * direction
+    assert angles_from_gaze(shell) == pytest.approx(np.degrees(polar), abs=1.5)
 
 
 def test_samples_are_deterministic_per_seed(renderer):
