@@ -22,7 +22,7 @@ import numpy as np
 
 from .evaluate import angular_errors
 from .facekit import FaceKit, FaceKitError, Person, held_out_person
-from .synthetic import FaceRenderer
+from .synthetic import FaceRenderer, unit
 
 BLUR_SIGMAS = (1.0, 2.0, 3.0, 4.0)
 IDENTITY_MODES = (0, 10, 20, 40, 70)
@@ -31,7 +31,7 @@ IDENTITY_MODES = (0, 10, 20, 40, 70)
 def blurred(normals: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
     """Unit normals low-passed inside `where` (the outside does not bleed in)."""
     low = cv2.GaussianBlur(normals * where[..., None], (0, 0), sigma)
-    return low / np.maximum(np.linalg.norm(low, axis=-1, keepdims=True), 1e-9)
+    return unit(low, 1e-9)
 
 
 def withheld_people(person: Person, modes: int) -> dict[str, Person]:
