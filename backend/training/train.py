@@ -150,12 +150,12 @@ def train_refine(model: FaceNormalNet, data: RenderedPairs, photos: torch.Tensor
 
 
 def augment_photos(photos: torch.Tensor, count: int) -> torch.Tensor:
-    """A batch of real face crops with random mirror, exposure and colour changes."""
+    """A batch of real face crops, each mirrored at random and under a new exposure, white
+    balance and gamma (the renders' photometric augmentation)."""
     picks = photos[torch.randint(0, len(photos), (count,))]
     mirror = torch.rand(count) < 0.5
     picks = torch.where(mirror.view(-1, 1, 1, 1), picks.flip(-1), picks)
-    gain = torch.exp(torch.randn(count, 3, 1, 1) * 0.1 + torch.randn(count, 1, 1, 1) * 0.2)
-    return (picks * gain).clamp(0, 1)
+    return augment.photometric(picks)
 
 
 def load_photo_crops(folder: Path, size: int) -> torch.Tensor:
