@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .evaluate import angular_errors
+from .evaluate import angular_errors, summarize
 from .facekit import FaceKit, FaceKitError, Person, held_out_person
 from .synthetic import FaceRenderer, unit
 
@@ -34,9 +34,9 @@ def blurred(normals: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
     return unit(low, 1e-9)
 
 
-def withheld_people(person: Person, modes: int) -> dict[str, Person]:
+def withheld_people(person: Person) -> dict[str, Person]:
     """The person with each withheld thing replaced by the model's mean."""
-    variants = {}
+    variants, modes = {}, len(person.identity)
     for k in IDENTITY_MODES:
         if k < modes:
             identity = person.identity.copy()
@@ -56,15 +56,11 @@ def error_budget(data: Path, people: int) -> list[dict]:
         for sigma in BLUR_SIGMAS:
             found = angular_errors(blurred(truth.normals, truth.valid, sigma), truth.normals, truth.mask)
             errors.setdefault(f"detail below sigma {sigma:g} px", []).append(found)
-        for label, variant in withheld_people(person, len(person.identity)).items():
+        for label, variant in withheld_people(person).items():
             render = renderer.render(variant, seed)
             found = angular_errors(render.normals, truth.normals, truth.mask * render.mask)
             errors.setdefault(label, []).append(found)
-    rows = []
-    for label, found in errors.items():
-        pooled = np.concatenate(found)
-        rows.append({"withheld": label, "mean": float(pooled.mean()), "median": float(np.median(pooled))})
-    return rows
+    return [summarize(label, np.concatenate(found)) for label, found in errors.items()]
 
 
 def main() -> None:
@@ -79,7 +75,7 @@ def main() -> None:
     print(f"{args.people} held-out test people, 256x256, degrees over the face mask")
     print(f"{'withheld':<36}{'mean':>7}{'median':>8}")
     for row in rows:
-        print(f"{row['withheld']:<36}{row['mean']:>7.2f}{row['median']:>8.2f}")
+        print(f"{row['name']:<36}{row['mean']:>7.2f}{row['median']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from backend.training.facekit import Person
 
 
 def test_rows_grow_with_what_is_withheld(tiny_facekit):
-    rows = {row["withheld"]: row for row in error_budget(tiny_facekit, people=2)}
+    rows = {row["name"]: row for row in error_budget(tiny_facekit, people=2)}
     blur = [rows[f"detail below sigma {sigma:g} px"]["mean"] for sigma in BLUR_SIGMAS]
     assert blur == sorted(blur) and blur[0] > 0
     assert rows["identity: the mean face"]["mean"] > 0.1      # the stand-in's modes are bulges of mm
@@ -19,7 +19,7 @@ def test_rows_grow_with_what_is_withheld(tiny_facekit):
 
 def test_identity_rows_keep_the_first_modes_and_the_expression():
     person = Person(np.arange(1.0, 101.0), np.full(57, 0.5))
-    variants = withheld_people(person, modes=100)
+    variants = withheld_people(person)
     first_ten = variants["identity: first 10 of 100 modes"]
     assert np.array_equal(first_ten.identity[:10], person.identity[:10]) and not first_ten.identity[10:].any()
     assert np.array_equal(first_ten.expression, person.expression)
