@@ -9,9 +9,16 @@ from pathlib import Path
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one `error:` line and exit status 1, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(1, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m backend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     predict = commands.add_parser("predict", help="write normal maps and masks for face photos")
     predict.add_argument("inputs", nargs="+", help="image files or folders of images")
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--idle-timeout", type=float, help="stop after this many seconds without requests")
     serve.add_argument("--max-batch", type=int, default=8, help="images put through the network at once")
     serve.add_argument("--state-file", help="where to write address/pid (default ~/.cache/face-normals/servers/)")
+    serve.add_argument("--limit", action="append", default=[], type=_limit, metavar="NAME=N",
+                       help="change one of the limits `info` announces, e.g. max_images=8 (repeatable)")
     _add_model_options(serve)
     serve.set_defaults(run=run_serve)
 
@@ -156,6 +165,18 @@ def _client(args: argparse.Namespace, timeout: float):
                   client_keys=args.client_key)
 
 
+def _limit(text: str) -> tuple[str, int]:
+    import dataclasses
+
+    from .client.protocol import Limits
+    names = [f.name for f in dataclasses.fields(Limits)]
+    name, _, value = text.partition("=")
+    if name not in names or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=N with N >= 1 and NAME one of "
+                                         f"{', '.join(names)}")
+    return name, int(value)
+
+
 def _focal_length(text: str) -> float:
     from .client import frames
     try:
@@ -186,12 +207,17 @@ def run_predict(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         return _fail("no images found in the given folders")
+    output = Path(args.output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return _fail(f"the output {output} is a file, not a folder")
+    except OSError as error:
+        return _fail(f"cannot create the output folder {output}: {error.strerror or error}")
     try:
         estimate = _remote_estimator(args) if args.server else _local_estimator(args)
     except (WeightsError, ValueError, ServerError) as error:
         return _fail(str(error))
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
 
     failures = 0
     progress = tqdm(paths, unit="photo", disable=len(paths) < 2, file=sys.stderr)
@@ -259,7 +285,7 @@ def run_info(args: argparse.Namespace) -> int:
         try:
             with _client(args, timeout=5.0) as client:
                 report = client.info(timeout=10.0)
-        except ServerError as error:
+        except (ServerError, ValueError) as error:
             return _fail(str(error))
         report = {k: v for k, v in report.items() if k not in ("id", "kind", "frames")}
     else:
@@ -285,15 +311,23 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    import logging
+
+    from .client.protocol import Limits
     from .estimator import Estimator, WeightsError
     from .server import CurveKeys, Server, ServerStartError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stdout, force=True)
 
     if bool(args.curve_secret) != bool(args.curve_clients):
         return _fail("--curve-secret and --curve-clients go together")
     curve = CurveKeys(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
+    limits = dataclasses.replace(Limits(), **dict(args.limit))
     try:
         server = Server(Estimator(args.weights, device=args.device), args.bind, curve=curve,
-                        max_batch=args.max_batch, idle_timeout=args.idle_timeout,
+                        limits=limits, max_batch=args.max_batch, idle_timeout=args.idle_timeout,
                         state_file=Path(args.state_file) if args.state_file else None)
     except (WeightsError, ValueError, ServerStartError) as error:
         return _fail(str(error))
@@ -303,11 +337,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_keys(args: argparse.Namespace) -> int:
     from .server.security import make_keys
-    public, secret = make_keys(Path(args.folder), args.name)
+    try:
+        public, secret = make_keys(Path(args.folder), args.name)
+    except OSError as error:
+        return _fail(f"cannot write the keys into {args.folder}: {error.strerror or error}")
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
     return 0
 
 
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return 1

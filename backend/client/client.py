@@ -5,7 +5,9 @@ a script) moves every outstanding request forward without blocking; `wait()` and
 `estimate()` helpers block with a timeout, for scripts.  When the server sends nothing - no reply,
 no progress, no heartbeat - for `timeout` seconds, every outstanding request fails with
 `ServerUnavailable`, and the socket is closed and rebuilt, so the next request works as soon as a
-server answers again (the "lazy pirate" pattern of the ZeroMQ guide).
+server answers again (the "lazy pirate" pattern of the ZeroMQ guide).  What the client gives up
+on - a timeout, `abandon()` (the add-on's Esc), `close()` - it cancels, so the server does not
+spend its time on work nobody will read.
 """
 from __future__ import annotations
 
@@ -69,11 +71,7 @@ class Client:
         self.address = address
         self.timeout = timeout
         self.context = context or zmq.Context.instance()
-        self._curve = None
-        if server_public_key or client_keys:
-            server_public, _ = zmq.auth.load_certificate(str(server_public_key))
-            public, secret = zmq.auth.load_certificate(str(client_keys))
-            self._curve = (server_public, public, secret)
+        self._curve = _load_curve(server_public_key, client_keys) if server_public_key or client_keys else None
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{id(self):x}-"
         self.pending: dict[str, Request] = {}
@@ -89,7 +87,10 @@ class Client:
         return socket
 
     def close(self) -> None:
-        self.socket.close(linger=0)
+        """Cancel what is still pending (given a moment to leave), then close the socket."""
+        for request in list(self.pending.values()):
+            self.abandon(request)
+        self.socket.close(linger=200)
 
     def __enter__(self) -> "Client":
         return self
@@ -145,14 +146,32 @@ class Client:
             f"`python -m backend serve`)")
         failed = list(self.pending.values())
         for request in failed:
+            self._send_cancel(request)      # a stuck server that recovers skips them
             request.state, request.error = "failed", error
         self.pending.clear()
-        self.socket.close(linger=0)        # lazy pirate: a fresh socket for the next request
+        self.socket.close(linger=100)      # lazy pirate: a fresh socket for the next request
         self.socket = self._connect()
         return failed
 
     def cancel(self, request: Request) -> Request:
+        """Ask the server to cancel `request`; its reply becomes a 'cancelled' error, and the
+        returned request is answered with whether the server still had it."""
         return self.submit("cancel", {"target": request.id})
+
+    def abandon(self, request: Request, reason: str = "cancelled by the client") -> None:
+        """Stop waiting for `request` now: the server is told to drop it, the request fails
+        with code 'cancelled', and nothing more is heard of it."""
+        if self.pending.pop(request.id, None) is None:
+            return
+        self._send_cancel(request)
+        request.state, request.error = "failed", ServerError("cancelled", reason)
+
+    def _send_cancel(self, request: Request) -> None:
+        header = {"id": request.id + "-cancel", "kind": "cancel", "options": {"target": request.id}}
+        try:
+            self.socket.send_multipart(protocol.encode(header), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass    # nowhere to send it: the server is gone, and so is the work
 
     # --- blocking conveniences for scripts ---------------------------------------------------
     def wait(self, request: Request, timeout: float | None = None) -> protocol.Message:
@@ -162,28 +181,43 @@ class Client:
             self.socket.poll(50)
             self.step()
             if deadline is not None and time.monotonic() > deadline and not request.finished:
-                self.pending.pop(request.id, None)
-                request.state = "failed"
+                self.abandon(request)
                 request.error = ServerUnavailable(f"no result from {self.address} within {timeout:.0f} s")
         return request.result()
 
     def info(self, timeout: float | None = None) -> dict:
         return self.wait(self.submit("info"), timeout).header
 
-    def estimate(self, images, *, detect: bool = True, convention: str = "opengl", mask: bool = True,
-                 normals_dtype: str = "float16", focal_35mm: float | None = None,
-                 timeout: float | None = None) -> list[dict]:
+    def estimate(self, images, *, detect: bool = protocol.EstimateOptions.detect,
+                 convention: str = protocol.EstimateOptions.convention,
+                 mask: bool = protocol.EstimateOptions.mask,
+                 normals_dtype: str = protocol.EstimateOptions.normals_dtype,
+                 focal_35mm: float | None = None, timeout: float | None = None) -> list[dict]:
         """Normals for a list of images (encoded file bytes, or uint8/uint16/float arrays).
         Returns one dict per image: {"normals": (H, W, 3) float32, "mask": (H, W) float32 or None,
         "faces", "centres", "camera_space", "timings"}, or {"error": ServerError} for an image
         that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
         the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py)."""
-        options = {"detect": detect, "convention": convention, "mask": mask,
-                   "normals_dtype": normals_dtype}
-        if focal_35mm is not None:
-            options["focal_35mm"] = focal_35mm
-        request = self.submit("estimate", options, list(images))
+        options = protocol.EstimateOptions(detect, convention, mask, normals_dtype, focal_35mm)
+        request = self.submit("estimate", options.to_wire(), list(images))
         return unpack_estimate(self.wait(request, timeout), mask)
+
+
+def _load_curve(server_public_key, client_keys) -> tuple[bytes, bytes, bytes]:
+    """(server public, client public, client secret) from key files made by `backend keys`;
+    ValueError with a sentence if a file is missing or of the wrong kind."""
+    if not (server_public_key and client_keys):
+        raise ValueError("a CURVE server needs both the server's public key file (NAME.key) and "
+                         "this client's secret key file (NAME.key_secret)")
+    try:
+        server_public, _ = zmq.auth.load_certificate(str(server_public_key))
+        public, secret = zmq.auth.load_certificate(str(client_keys))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read the CURVE keys: {error}") from None
+    if secret is None:
+        raise ValueError(f"{client_keys} is a public key; the client needs its secret key file "
+                         f"(NAME.key_secret)")
+    return server_public, public, secret
 
 
 def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict]:

@@ -5,16 +5,19 @@ Every message is multipart: frame 0 is a UTF-8 JSON header, frames 1..n carry bi
 that the header describes.  Nothing is pickled or evaluated.
 
 Request header: {"protocol": 1, "id": "<client-chosen string>", "kind": KIND, "options": {...},
-                 "frames": [PAYLOAD, ...]}
+                 "frames": [PAYLOAD, ...]}   (no other fields)
   PAYLOAD is {"dtype": "uint8"|"uint16"|"float16"|"float32", "shape": [H, W] or [H, W, C]}
-  (raw pixels, C-contiguous) or {"encoding": "image"} (the bytes of a PNG/JPEG/WebP/TIFF file).
-Kinds:
-  "info"     -> {"kind": "info", "server", "model", "device", "limits", ...}
-  "estimate" -> one result per payload frame.  options: "detect" (bool, default true),
-                "convention" ("opengl"|"directx"), "mask" (bool, default true),
-                "normals_dtype" ("float16"|"uint16", default float16), "focal_35mm" (the
-                photo's 35 mm-equivalent focal length: normals in camera space; without it
-                each face's are relative to the line of sight to its centre, see frames.py).
+  (raw pixels, C-contiguous, C of CHANNELS) or {"encoding": "image"} (the bytes of a
+  PNG/JPEG/WebP/TIFF/BMP file).
+Kinds and their options (every option is checked for type and range; unknown options, a bool
+where a number is due or a number where a bool is due are refused, nothing is coerced):
+  "info"     -> {"kind": "info", "server", "model", "device", "limits": Limits, ...}.  No options.
+  "estimate" -> one result per payload frame.  Options (EstimateOptions): "detect" (bool, default
+                true), "convention" ("opengl"|"directx"), "mask" (bool, default true),
+                "normals_dtype" ("float16"|"uint16", default float16), "focal_35mm" (a number
+                from 1 to 5000, or null: the photo's 35 mm-equivalent focal length gives normals
+                in camera space; without it each face's are relative to the line of sight to its
+                centre, see frames.py).
                 Reply {"kind": "result", "results": [RESULT, ...], "frames": [PAYLOAD, ...]}
                 RESULT is {"ok": true, "faces": [[x, y, w, h], ...], "centres": [[x, y], ...]
                 (the pixel each face's crop is centred on), "camera_space": bool, "timings"} (its
@@ -23,26 +26,107 @@ Kinds:
                 image of a batch does not fail the others.
                 While it works the server sends {"kind": "progress", "done", "total"}.
   "cancel"   -> options {"target": id}; the target's reply becomes an error with code
-                "cancelled"; the cancel itself is answered {"kind": "cancelled", "found": bool}.
-  "ping"     -> {"kind": "pong"}
-Replies carry the request's "id".  While a request is outstanding the server also sends
-{"kind": "heartbeat"} about once a second, so a client can tell a busy server from a dead one.
+                "cancelled" (queued work is dropped at once, work in progress between images);
+                the cancel itself is answered {"kind": "cancelled", "found": bool}.
+  "ping"     -> {"kind": "pong"}.  No options.
+Replies carry the request's "id".  While a request is outstanding and the server is working on
+it or has it queued behind work that is moving, the server sends {"kind": "heartbeat", "state":
+"queued"|"working"} about once a second; a client that hears nothing for its timeout can take
+the server for dead or stuck.
 Errors: {"kind": "error", "code": CODE, "message": "<one human sentence>"}, CODE one of ERROR_CODES.
+
+Limits (`Limits`, announced in `info`): the header's size and nesting depth, images per
+request, pixels per image and per request, the reply's size, and requests queued per client and
+in all.  A request over a size limit is answered "too_large"; a request that finds the queue
+full is answered "busy" (try again later).  Sizes are checked with Python integers before any
+memory is allocated for them; an encoded image's size is read from its file header before it
+is decoded; truncated image data is "bad_image".
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .frames import check_focal
+
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DTYPES = ("uint8", "uint16", "float16", "float32")
+CHANNELS = (1, 2, 3, 4)          # gray, gray + alpha, RGB, RGBA
 KINDS = ("info", "estimate", "cancel", "ping")
+REQUEST_FIELDS = ("protocol", "id", "kind", "options", "frames")
 ERROR_CODES = ("bad_message", "bad_version", "unknown_kind", "too_large", "bad_image", "no_face",
-               "cancelled", "shutting_down", "internal")
+               "busy", "cancelled", "shutting_down", "internal")
 HEARTBEAT_SECONDS = 1.0
+MAX_ID_CHARS = 200
+MIN_SIDE = 16                    # pixels: smaller images hold no face worth estimating
+MAX_ASPECT = 10                  # longest side / shortest side
+REPLY_HEADER_BYTES = 16 * 2 ** 20   # what a client accepts from a server (results can be long)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request (and one client) may ask of a server; `info` announces them."""
+    max_header_bytes: int = 64 * 1024
+    max_header_depth: int = 8              # a request header needs 4: {"frames": [{"shape": []}]}
+    max_images: int = 32                   # images in one estimate
+    max_pixels: int = 4096 * 4096          # one image
+    max_request_pixels: int = 4096 * 4096  # all images of one estimate
+    max_reply_bytes: int = 160 * 2 ** 20   # all result frames of one estimate
+    max_message_bytes: int = 256 * 2 ** 20  # one frame (ZeroMQ drops larger ones and the peer)
+    max_queued: int = 16                   # one client's estimates waiting or in work
+    max_queued_total: int = 64             # everyone's
+    max_queued_bytes: int = 512 * 2 ** 20  # the payloads of all of them together
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    """The options of an `estimate`, with their defaults: the one place they are spelled out."""
+    detect: bool = True
+    convention: str = "opengl"
+    mask: bool = True
+    normals_dtype: str = "float16"
+    focal_35mm: float | None = None
+
+    CONVENTIONS = ("opengl", "directx")
+    NORMALS_DTYPES = ("float16", "uint16")
+
+    @classmethod
+    def parse(cls, options: dict) -> "EstimateOptions":
+        """Strictly checked options from a request (ProtocolError 'bad_message' otherwise)."""
+        _check_names(options, [f.name for f in dataclasses.fields(cls)], "estimate")
+        chosen = {}
+        for name in ("detect", "mask"):
+            if name in options:
+                chosen[name] = _strict(options, name, bool, "true or false")
+        for name, allowed in (("convention", cls.CONVENTIONS), ("normals_dtype", cls.NORMALS_DTYPES)):
+            if name in options and options[name] not in allowed:
+                raise ProtocolError("bad_message", f"option {name!r} must be one of "
+                                                   f"{', '.join(map(repr, allowed))}")
+            if name in options:
+                chosen[name] = options[name]
+        if options.get("focal_35mm") is not None:
+            try:
+                chosen["focal_35mm"] = check_focal(options["focal_35mm"])
+            except ValueError as error:
+                raise ProtocolError("bad_message", f"option 'focal_35mm': {error}") from None
+        return cls(**chosen)
+
+    def to_wire(self) -> dict:
+        wire = dataclasses.asdict(self)
+        if wire["focal_35mm"] is None:
+            del wire["focal_35mm"]
+        return wire
+
+    def reply_bytes_per_pixel(self) -> int:
+        return 3 * 2 + (1 if self.mask else 0)   # normals in 16 bits, mask in 8
 
 
 class ProtocolError(ValueError):
@@ -66,6 +150,10 @@ class Message:
     def id(self) -> str | None:
         return self.header.get("id")
 
+    @property
+    def options(self) -> dict:
+        return self.header.get("options", {})
+
 
 def encode(header: dict, payloads: list | tuple = ()) -> list[bytes]:
     """A message's frames: the JSON header (with a description of each payload) and the payloads."""
@@ -84,50 +172,167 @@ def encode(header: dict, payloads: list | tuple = ()) -> list[bytes]:
     return [json.dumps(header).encode(), *frames]
 
 
-def decode(frames: list, *, max_pixels: int | None = None) -> Message:
-    """Parse and check a message's frames (bytes or zmq.Frame); raises ProtocolError."""
+def decode(frames: list, *, max_header_bytes: int = REPLY_HEADER_BYTES, max_depth: int = 32,
+           max_pixels: int | None = None) -> Message:
+    """Parse and check a message's structure (bytes or zmq.Frame frames); raises ProtocolError.
+    Requests get the stricter `parse_request` on top."""
     if not frames:
         raise ProtocolError("bad_message", "empty message")
+    raw = _bytes(frames[0])
+    if len(raw) > max_header_bytes:
+        raise ProtocolError("too_large", f"the JSON header is {len(raw)} bytes, over the limit of "
+                                         f"{max_header_bytes}")
     try:
-        header = json.loads(bytes(frames[0]))
+        header = json.loads(raw)
+    except RecursionError:    # the parser's own depth limit, far beyond any legal header
+        header = None
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError("bad_message", "the first frame is not a JSON header") from None
+    if header is None or json_depth(header) > max_depth:
+        raise ProtocolError("bad_message", f"the JSON header is nested more than {max_depth} deep")
     if not isinstance(header, dict):
         raise ProtocolError("bad_message", "the JSON header is not an object")
-    if header.get("protocol") != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"protocol version {header.get('protocol')!r} is not "
-                                           f"supported (this side speaks {PROTOCOL_VERSION})")
+    version = header.get("protocol")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"protocol version {version!r:.40} is not supported "
+                                           f"(this side speaks {PROTOCOL_VERSION})")
     for key in ("id", "kind"):   # null only in error replies to messages without a usable id
         if header.get(key) is not None and not isinstance(header[key], str):
             raise ProtocolError("bad_message", f"header field {key!r} must be a string")
     described = header.get("frames", [])
     if not isinstance(described, list) or len(described) != len(frames) - 1:
-        raise ProtocolError("bad_message", f"the header describes {len(described) if isinstance(described, list) else '?'} "
-                                           f"payload frames but {len(frames) - 1} came")
-    payloads = [_payload(d, bytes(f) if not isinstance(f, bytes) else f, max_pixels)
-                for d, f in zip(described, frames[1:])]
+        count = len(described) if isinstance(described, list) else "?"
+        raise ProtocolError("bad_message", f"the header describes {count} payload frames but "
+                                           f"{len(frames) - 1} came")
+    payloads = [_payload(d, _bytes(f), max_pixels) for d, f in zip(described, frames[1:])]
     return Message(header, payloads)
+
+
+def parse_request(frames: list, limits: Limits) -> Message:
+    """A request checked field by field against the specification above and `limits`
+    (ProtocolError otherwise); estimate options are replaced by their EstimateOptions."""
+    message = decode(frames, max_header_bytes=limits.max_header_bytes,
+                     max_depth=limits.max_header_depth, max_pixels=limits.max_pixels)
+    header = message.header
+    _check_names(header, REQUEST_FIELDS, "request header")
+    request_id = header.get("id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_ID_CHARS:
+        raise ProtocolError("bad_message", f"the header needs a request 'id': a string of 1 to "
+                                           f"{MAX_ID_CHARS} characters")
+    kind, options = header.get("kind"), header.get("options", {})
+    if kind not in KINDS:
+        raise ProtocolError("unknown_kind", f"unknown request kind {kind!r:.40} "
+                                            f"(known: {', '.join(KINDS)})")
+    if not isinstance(options, dict):
+        raise ProtocolError("bad_message", "'options' must be an object")
+    if kind != "estimate" and message.payloads:
+        raise ProtocolError("bad_message", f"a {kind!r} request carries no payload frames")
+    if kind in ("info", "ping"):
+        _check_names(options, (), kind)
+    elif kind == "cancel":
+        _check_names(options, ("target",), kind)
+        target = options.get("target")
+        if not isinstance(target, str) or not 0 < len(target) <= MAX_ID_CHARS:
+            raise ProtocolError("bad_message", "a cancel needs option 'target': the id of a request")
+    else:
+        header["options"] = EstimateOptions.parse(options)
+        _check_images(message, limits)
+    return message
+
+
+def _check_images(message: Message, limits: Limits) -> None:
+    count = len(message.payloads)
+    if count == 0:
+        raise ProtocolError("bad_message", "an estimate needs at least one image frame")
+    if count > limits.max_images:
+        raise ProtocolError("too_large", f"{count} images in one request, over the limit of "
+                                         f"{limits.max_images}: send them in several requests")
+
+
+def check_image_size(width: int, height: int, max_pixels: int, channels: int = 3) -> None:
+    """One image's size against the specification (ProtocolError 'bad_image' or 'too_large').
+    The server checks each image of a request on its own, so one bad image fails alone."""
+    if channels not in CHANNELS:
+        raise ProtocolError("bad_image", f"an image has 1 to 4 channels (gray, gray + alpha, "
+                                         f"RGB, RGBA), not {channels}")
+    if min(width, height) < MIN_SIDE:
+        raise ProtocolError("bad_image", f"{width}x{height} is too small: images need at least "
+                                         f"{MIN_SIDE} pixels a side")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ProtocolError("bad_image", f"{width}x{height} is too long and thin: the longest side "
+                                         f"may be at most {MAX_ASPECT} times the shortest")
+    if width * height > max_pixels:
+        raise ProtocolError("too_large", f"{width}x{height} is {width * height / 1e6:.1f} "
+                                         f"megapixels, over the limit of {max_pixels / 1e6:.1f}")
+
+
+def check_request_size(pixels: list[int], limits: Limits, options: EstimateOptions) -> None:
+    """All images of one estimate together: pixels in, bytes out (ProtocolError 'too_large')."""
+    total = sum(pixels)
+    if total > limits.max_request_pixels:
+        raise ProtocolError("too_large", f"the images of this request hold {total / 1e6:.1f} "
+                                         f"megapixels, over the limit of "
+                                         f"{limits.max_request_pixels / 1e6:.1f} per request: "
+                                         f"send them in several requests")
+    reply = total * options.reply_bytes_per_pixel()
+    if reply > limits.max_reply_bytes:
+        raise ProtocolError("too_large", f"the reply would be {reply / 2 ** 20:.0f} MB, over the "
+                                         f"limit of {limits.max_reply_bytes / 2 ** 20:.0f} MB")
 
 
 def _payload(description, data: bytes, max_pixels: int | None):
     if not isinstance(description, dict):
         raise ProtocolError("bad_message", "each payload description must be an object")
-    if description.get("encoding") == "image":
+    if description == {"encoding": "image"}:
         return data
-    dtype, shape = description.get("dtype"), description.get("shape")
+    if set(description) != {"dtype", "shape"}:
+        raise ProtocolError("bad_message", "a payload description is {\"encoding\": \"image\"} or "
+                                           "{\"dtype\": ..., \"shape\": [...]}")
+    dtype, shape = description["dtype"], description["shape"]
     if dtype not in DTYPES:
-        raise ProtocolError("bad_message", f"payload dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        raise ProtocolError("bad_message", f"payload dtype {dtype!r:.40} is not one of {', '.join(DTYPES)}")
     if (not isinstance(shape, list) or not 2 <= len(shape) <= 3
-            or not all(isinstance(n, int) and n > 0 for n in shape)):
-        raise ProtocolError("bad_message", f"payload shape {shape!r} is not [H, W] or [H, W, C]")
-    if max_pixels is not None and shape[0] * shape[1] > max_pixels:
+            or not all(type(n) is int and n > 0 for n in shape)):
+        raise ProtocolError("bad_message", f"payload shape {shape!r:.60} is not [H, W] or [H, W, C] "
+                                           f"of positive integers")
+    if max_pixels is not None and shape[0] * shape[1] > max_pixels:   # Python ints: no overflow
         raise ProtocolError("too_large", f"{shape[1]}x{shape[0]} is over the limit of "
-                                         f"{max_pixels / 1e6:.0f} megapixels")
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                                         f"{max_pixels / 1e6:.1f} megapixels")
+    expected = math.prod(shape) * np.dtype(dtype).itemsize
     if len(data) != expected:
         raise ProtocolError("bad_message", f"a {dtype} payload of shape {shape} needs {expected} "
                                            f"bytes, {len(data)} came (truncated?)")
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def json_depth(value) -> int:
+    """How deep parsed JSON's arrays and objects nest (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
+
+
+def _check_names(given: dict, known, what: str) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join(repr(n)[:40] for n in unknown[:3])
+        raise ProtocolError("bad_message", f"unknown {what} field(s) {names}" +
+                            (f" (known: {', '.join(known)})" if known else " (it takes none)"))
+
+
+def _strict(options: dict, name: str, kind: type, wanted: str):
+    if type(options[name]) is not kind:
+        raise ProtocolError("bad_message", f"option {name!r} must be {wanted}, "
+                                           f"not {options[name]!r:.40}")
+    return options[name]
+
+
+def _bytes(frame) -> bytes:
+    return frame if isinstance(frame, bytes) else bytes(frame)
 
 
 def error_header(request_id: str | None, code: str, message: str) -> dict:

@@ -1,8 +1,10 @@
 """Reading photos and writing normal maps.
 
 Pillow identifies the file and its EXIF orientation without decoding it (so size limits are checked
-before any pixels are allocated); OpenCV decodes and encodes, because it keeps 16-bit channels that
-Pillow squashes to 8 bits.  Every failure is an `ImageError` whose message is one readable line.
+before any pixels are allocated), and the file's structure is walked to its end marker, because
+OpenCV decodes truncated JPEG and PNG data without a word (as a mostly black image); OpenCV then
+decodes and encodes, because it keeps 16-bit channels that Pillow squashes to 8 bits.  Every
+failure is an `ImageError` whose message is one readable line.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ..client.protocol import ProtocolError, check_image_size
 
 # OpenCV reads this switch when it first touches EXR, so it must be set before then.  Only our
 # writer uses EXR: inputs are identified by Pillow first, which does not accept EXR files.
@@ -30,6 +34,10 @@ _EXIF_ORIENTATION = {1: (0, False), 2: (0, True), 3: (2, False), 4: (2, True),
 
 class ImageError(ValueError):
     """An input that cannot be used as a photo, or an output that cannot be written."""
+
+
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit (found from its header, before decoding)."""
 
 
 def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -61,6 +69,13 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
     return _apply_orientation(pixels, orientation)
 
 
+def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image file from its header alone (ImageTooLarge over max_pixels,
+    ImageError if it is not a whole, usable image)."""
+    width, height, _ = _identify(data, "image data", max_pixels)
+    return width, height
+
+
 def _identify(data: bytes, name: str, max_pixels: int) -> tuple[int, int, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -71,18 +86,69 @@ def _identify(data: bytes, name: str, max_pixels: int) -> tuple[int, int, int]:
                 # their header are read without decoding.
                 orientation = image.getexif().get(0x0112, 1) if fmt in EXIF_FORMATS else 1
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{name}: the image is too large to open safely") from None
+            raise ImageTooLarge(f"{name}: the image is too large to open safely") from None
         except Exception:  # Pillow raises many kinds for non-images and truncated headers
             raise ImageError(f"{name}: not a readable image (unknown format, damaged or truncated; "
                              f"supported: {', '.join(INPUT_FORMATS)})") from None
     if fmt not in INPUT_FORMATS:
         raise ImageError(f"{name}: {fmt} images are not supported (use one of {', '.join(INPUT_FORMATS)})")
-    if width <= 0 or height <= 0:
-        raise ImageError(f"{name}: the image has zero size ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
-                         f"over the limit of {max_pixels / 1e6:.0f}")
+    try:
+        check_image_size(width, height, max_pixels)
+    except ProtocolError as error:
+        raise (ImageTooLarge if error.code == "too_large" else ImageError)(f"{name}: {error}") from None
+    if not _is_complete(data, fmt):
+        raise ImageError(f"{name}: the {fmt} data is truncated (the file ends before the image does)")
     return width, height, orientation if orientation in _EXIF_ORIENTATION else 1
+
+
+def _is_complete(data: bytes, fmt: str) -> bool:
+    """Whether the file holds the whole image: walked to its end marker where the format has one
+    (PNG's IEND chunk, JPEG's EOI after the last scan, RIFF's declared length); TIFF and BMP
+    are left to the decoder."""
+    if fmt == "PNG":
+        position = 8
+        while position + 12 <= len(data):
+            length = int.from_bytes(data[position:position + 4], "big")
+            if data[position + 4:position + 8] == b"IEND":
+                return True
+            position += 12 + length
+        return False
+    if fmt in ("JPEG", "MPO"):
+        return _jpeg_is_complete(data)
+    if fmt == "WEBP":
+        return len(data) >= 8 + int.from_bytes(data[4:8], "little")
+    return True
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    """Segments from SOI; after each scan (SOS) the entropy-coded data runs to the next marker
+    (0xFF not followed by 0x00 stuffing or a restart marker); the image is whole at EOI."""
+    position = 2
+    while position + 2 <= len(data):
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:                  # fill byte before a marker
+            position += 1
+            continue
+        if marker == 0xD9:                  # EOI
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:   # standalone markers
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+        if marker != 0xDA:                  # not a scan: the segment's length says it all
+            continue
+        while True:                         # the scan's entropy-coded data
+            position = data.find(b"\xff", position)
+            if position < 0 or position + 1 >= len(data):
+                return False
+            following = data[position + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                position += 2
+                continue
+            break
+    return False
 
 
 def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
@@ -108,12 +174,17 @@ def to_rgb_float(pixels: np.ndarray) -> np.ndarray:
         raise ImageError(f"unsupported pixel type {pixels.dtype}")
     if pixels.ndim == 2:
         pixels = pixels[..., None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"an image has 1 to 4 channels (gray, gray + alpha, RGB, RGBA), not "
+                         f"shape {pixels.shape}")
     channels = pixels.shape[2]
     if channels in (2, 4):          # gray + alpha, colour + alpha: drop alpha
         pixels = pixels[..., :channels - 1]
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     if scale is None:
+        if not np.isfinite(pixels).all():
+            raise ImageError("float pixels must be finite numbers (the image holds NaN or infinity)")
         return np.clip(pixels, 0.0, 1.0, dtype=np.float32)
     return np.multiply(pixels, np.float32(1 / scale), dtype=np.float32)   # already within [0, 1]
 

@@ -1,19 +1,27 @@
 """The service loop.
 
-The main thread owns the ROUTER socket: it parses requests, answers `info`, `ping` and `cancel` at
-once, queues estimates, forwards what the worker thread produces, and sends heartbeats for every
-outstanding request, so a long batch never starves a ping.  One worker thread runs the model: it
-takes every estimate waiting in the queue (up to `max_batch` images), puts all their face crops
-through the network together, and replies to each request on its own.
+The main thread owns the ROUTER socket: it checks every request against the protocol and the
+limits (protocol.parse_request, then the sizes of encoded images read from their headers),
+answers `info`, `ping` and `cancel` at once, queues estimates (or answers `busy` when the
+queue is full), forwards what the worker thread produces, and sends heartbeats for outstanding
+requests while the worker is alive and moving, so a long batch never starves a ping and a stuck
+worker is never hidden.  One worker thread runs the model: it takes the estimates waiting in
+the queue (within an image and pixel budget), puts all their face crops through the network
+together, and replies to each request on its own.  Nothing one request does may end the process
+or the worker: a failure inside a batch answers that batch `internal`; a worker that dies anyway
+is replaced (its requests answered `internal`), and after `MAX_WORKER_DEATHS` the server stops
+with one log line.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import json
+import logging
 import os
-import queue
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,15 +32,18 @@ import zmq
 
 from .. import __version__
 from ..client import protocol
-from ..client.frames import check_focal
 from ..client.launcher import STATE_FOLDER
-from ..client.protocol import ProtocolError
+from ..client.protocol import EstimateOptions, Limits, ProtocolError
 from ..estimator import Estimator, ImageError, NoFaceError
-from ..estimator.image_io import MAX_PIXELS, encode_normals, read_image, to_rgb_float
+from ..estimator.pipeline import Job
+from ..estimator.image_io import ImageTooLarge, encode_normals, image_size, read_image, to_rgb_float
 from ..estimator.networks import count_parameters
 from .security import CurveKeys, is_loopback
 
-MAX_MESSAGE_BYTES = 256 * 2 ** 20
+log = logging.getLogger(__name__)
+
+MAX_WORKER_DEATHS = 5       # replaced this often, the fault is not in one request: stop
+STALL_SECONDS = 60.0        # a worker silent this long is stuck: heartbeats stop
 
 
 class ServerStartError(RuntimeError):
@@ -44,9 +55,66 @@ class Work:
     """An estimate request waiting for, or in, the worker."""
     client: bytes
     request_id: str
-    options: dict
+    options: EstimateOptions
     payloads: list
+    pixels: int                 # all its images together, from shapes and file headers
     received: float
+
+    @property
+    def key(self) -> tuple[bytes, str]:
+        return self.client, self.request_id
+
+
+class WorkQueue:
+    """Estimates waiting for the worker, oldest first.  Thread-safe; the main thread may take a
+    cancelled one out before the worker sees it."""
+
+    def __init__(self):
+        self._waiting: collections.deque[Work] = collections.deque()
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def put(self, work: Work) -> None:
+        with self._changed:
+            self._waiting.append(work)
+            self._changed.notify()
+
+    def remove(self, key: tuple[bytes, str]) -> Work | None:
+        with self._changed:
+            for work in self._waiting:
+                if work.key == key:
+                    self._waiting.remove(work)
+                    return work
+        return None
+
+    def take_batch(self, max_images: int, max_pixels: int) -> list[Work] | None:
+        """Block for the oldest estimate, then add others already waiting while the batch stays
+        within max_images and max_pixels; None once closed."""
+        with self._changed:
+            while not self._waiting and not self._closed:
+                self._changed.wait()
+            if not self._waiting:
+                return None
+            batch = [self._waiting.popleft()]
+            images, pixels = len(batch[0].payloads), batch[0].pixels
+            while self._waiting:
+                more = self._waiting[0]
+                if images + len(more.payloads) > max_images or pixels + more.pixels > max_pixels:
+                    break
+                batch.append(self._waiting.popleft())
+                images, pixels = images + len(more.payloads), pixels + more.pixels
+            return batch
+
+    def close(self) -> list[Work]:
+        """No more work: wake the worker to end, and hand back what was still waiting."""
+        with self._changed:
+            self._closed = True
+            left, self._waiting = list(self._waiting), collections.deque()
+            self._changed.notify_all()
+            return left
 
 
 def default_state_file(address: str) -> Path:
@@ -56,8 +124,7 @@ def default_state_file(address: str) -> Path:
 
 class Server:
     def __init__(self, estimator: Estimator, bind: str = protocol.DEFAULT_ADDRESS, *,
-                 curve: CurveKeys | None = None, max_pixels: int = MAX_PIXELS,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES, max_batch: int = 8,
+                 curve: CurveKeys | None = None, limits: Limits = Limits(), max_batch: int = 8,
                  idle_timeout: float | None = None, state_file: Path | None = None):
         if not is_loopback(bind) and curve is None:
             raise ServerStartError(
@@ -67,14 +134,14 @@ class Server:
                 f"`python -m backend keys FOLDER`)")
         self.estimator = estimator
         self.bind = bind
-        self.max_pixels = max_pixels
-        self.max_message_bytes = max_message_bytes
+        self.limits = limits
         self.max_batch = max_batch
         self.idle_timeout = idle_timeout
         self.state_file = state_file or default_state_file(bind)
+        self._wrote_state = False
         self.context = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self.router.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
         self.router.setsockopt(zmq.LINGER, 1000)
         self.authenticator = curve.apply(self.context, self.router) if curve else None
         try:
@@ -88,10 +155,16 @@ class Server:
         self.address = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.results = self.context.socket(zmq.PULL)
         self.results.bind(f"inproc://results-{id(self)}")
-        self.queue: queue.Queue[Work | None] = queue.Queue()
-        self.cancelled: set[tuple[bytes, str]] = set()
+        self.queue = WorkQueue()
         self.outstanding: dict[tuple[bytes, str], float] = {}   # -> when the client last heard
-        self.lock = threading.Lock()
+        self.held_bytes: dict[tuple[bytes, str], int] = {}      # -> the size of its payloads
+        self.lock = threading.Lock()          # guards the three below, shared with the worker
+        self.cancelled: set[tuple[bytes, str]] = set()
+        self.in_work: list[Work] = []          # the worker's current batch
+        self.worker_beat = time.monotonic()    # when the worker last moved
+        self.worker: threading.Thread | None = None
+        self.worker_deaths = 0
+        self.dropped_crops = 0                 # of cancelled requests, never put through the network
         self.stopping = threading.Event()
         self.model_info = {"version": __version__, "weights": str(estimator.weights),
                            "parameters": count_parameters(estimator.model),
@@ -99,13 +172,13 @@ class Server:
 
     # --- lifecycle -------------------------------------------------------------------------
     def serve_forever(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.stopping.set())
-        worker = threading.Thread(target=self._work, name="estimator", daemon=True)
-        worker.start()
+        if threading.current_thread() is threading.main_thread():   # Python's rule for handlers
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: self.stopping.set())
+        self._start_worker()
         self._write_state()
-        print(f"serving on {self.address} (device {self.estimator.device}, protocol "
-              f"{protocol.PROTOCOL_VERSION}); state file {self.state_file}", flush=True)
+        log.info("serving on %s (device %s, protocol %d); state file %s", self.address,
+                 self.estimator.device, protocol.PROTOCOL_VERSION, self.state_file)
         last_request = time.monotonic()
         try:
             poller = zmq.Poller()
@@ -118,28 +191,22 @@ class Server:
                     last_request = time.monotonic()
                 if self.results in events:
                     self._forward_results()
+                self._supervise()
                 self._heartbeats()
                 if (self.idle_timeout and not self.outstanding
                         and time.monotonic() - last_request > self.idle_timeout):
-                    print(f"idle for {self.idle_timeout:.0f} s: stopping", flush=True)
+                    log.info("idle for %.0f s: stopping", self.idle_timeout)
                     break
-            self._drain(worker)
+            self._drain()
         finally:
             self.close()
 
-    def _drain(self, worker: threading.Thread, grace: float = 10.0) -> None:
+    def _drain(self, grace: float = 10.0) -> None:
         """Stop: queued work is answered 'shutting_down', the batch in flight may finish."""
-        while True:
-            try:
-                work = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if work is not None:
-                self._send(work.client, protocol.error_header(
-                    work.request_id, "shutting_down", "the server is shutting down; not started"))
-        self.queue.put(None)
+        for work in self.queue.close():
+            self._answer_error(work, "shutting_down", "the server is shutting down; not started")
         deadline = time.monotonic() + grace
-        while worker.is_alive() and time.monotonic() < deadline:
+        while self.worker.is_alive() and time.monotonic() < deadline:
             if self.results.poll(100):
                 self._forward_results()
         while self.results.poll(0):
@@ -149,69 +216,147 @@ class Server:
         if self.authenticator is not None:
             self.authenticator.stop()
             self.authenticator = None
-        self.state_file.unlink(missing_ok=True)
+        if self._wrote_state:
+            try:   # only our own: a later server on the same address may have replaced it
+                if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
+                    self.state_file.unlink()
+            except (OSError, ValueError):
+                pass
         self.context.destroy(linger=1000)
 
     def _write_state(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps({
-            "address": self.address, "pid": os.getpid(), "protocol": protocol.PROTOCOL_VERSION,
-            "started": time.time(), "device": str(self.estimator.device)}))
+        """The state file, written whole or not at all (a reader never sees half of it)."""
+        folder = self.state_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"address": self.address, "pid": os.getpid(), "protocol": protocol.PROTOCOL_VERSION,
+                 "started": time.time(), "device": str(self.estimator.device)}
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".state-", suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(state, out)
+        os.replace(temporary, self.state_file)
+        self._wrote_state = True
+
+    # --- supervision -----------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        self.worker_beat = time.monotonic()
+        self.worker = threading.Thread(target=self._work, name="estimator", daemon=True)
+        self.worker.start()
+
+    def _supervise(self) -> None:
+        """A dead worker: answer what it held, then replace it, or stop if it keeps dying."""
+        if self.worker.is_alive() or self.stopping.is_set():
+            return
+        self.worker_deaths += 1
+        with self.lock:
+            lost, self.in_work = self.in_work, []
+        for work in lost:
+            self._answer_error(work, "internal", "the estimator failed on this request; it was "
+                                                 "restarted, try again")
+        if self.worker_deaths >= MAX_WORKER_DEATHS:
+            log.error("the estimator worker died %d times: stopping the server", self.worker_deaths)
+            self.stopping.set()
+            return
+        log.error("the estimator worker died (%d of %d allowed): restarted", self.worker_deaths,
+                  MAX_WORKER_DEATHS - 1)
+        self._start_worker()
+
+    def _worker_moving(self) -> bool:
+        return self.worker.is_alive() and time.monotonic() - self.worker_beat < STALL_SECONDS
 
     # --- main thread -----------------------------------------------------------------------
     def _send(self, client: bytes, header: dict, payloads=()) -> None:
         self.router.send_multipart([client, *protocol.encode(header, payloads)], copy=False)
 
+    def _answer_error(self, work: Work, code: str, message: str) -> None:
+        self._release(work.key)
+        self._send(work.client, protocol.error_header(work.request_id, code, message))
+
+    def _release(self, key: tuple[bytes, str]) -> None:
+        """A request has had its last reply."""
+        self.outstanding.pop(key, None)
+        self.held_bytes.pop(key, None)
+        with self.lock:
+            self.cancelled.discard(key)
+
     def _receive(self) -> None:
         frames = self.router.recv_multipart(copy=False)
         client, frames = frames[0].bytes, frames[1:]
-        request_id = None
         try:
-            message = protocol.decode(frames, max_pixels=self.max_pixels)
-            request_id = message.id
-            if request_id is None:
-                raise ProtocolError("bad_message", "the header has no request 'id'")
-            self._handle(client, message)
+            self._handle(client, protocol.parse_request(frames, self.limits))
         except ProtocolError as error:
-            if request_id is None:
-                request_id = _salvage_id(frames)
-            self._send(client, protocol.error_header(request_id, error.code, str(error)))
+            self._send(client, protocol.error_header(_salvage_id(frames), error.code, str(error)))
+        except Exception as error:   # a bug must cost one request, not the server
+            log.exception("failed to handle a request")
+            self._send(client, protocol.error_header(
+                _salvage_id(frames), "internal", f"{type(error).__name__}: {error}"))
 
     def _handle(self, client: bytes, message: protocol.Message) -> None:
-        kind, request_id, options = message.kind, message.id, message.header.get("options", {})
-        if not isinstance(options, dict):
-            raise ProtocolError("bad_message", "'options' must be an object")
+        kind, request_id = message.kind, message.id
         if kind == "ping":
             self._send(client, {"id": request_id, "kind": "pong"})
         elif kind == "info":
             self._send(client, self.info(request_id))
         elif kind == "cancel":
-            target = options.get("target")
-            key = (client, target)
-            found = key in self.outstanding
-            if found:
-                with self.lock:
-                    self.cancelled.add(key)
-            self._send(client, {"id": request_id, "kind": "cancelled", "found": found})
-        elif kind == "estimate":
-            if self.stopping.is_set():
-                raise ProtocolError("shutting_down", "the server is shutting down")
-            if not message.payloads:
-                raise ProtocolError("bad_message", "an estimate needs at least one image frame")
-            _check_options(options)
-            self.outstanding[(client, request_id)] = time.monotonic()
-            self.queue.put(Work(client, request_id, options, message.payloads, time.monotonic()))
+            self._send(client, {"id": request_id, "kind": "cancelled",
+                                "found": self._cancel((client, message.options["target"]))})
         else:
-            raise ProtocolError("unknown_kind", f"unknown request kind {kind!r} "
-                                                f"(known: {', '.join(protocol.KINDS)})")
+            self._accept_estimate(client, message)
+
+    def _accept_estimate(self, client: bytes, message: protocol.Message) -> None:
+        if self.stopping.is_set():
+            raise ProtocolError("shutting_down", "the server is shutting down")
+        key = (client, message.id)
+        if key in self.outstanding:
+            raise ProtocolError("bad_message", f"request id {message.id!r} is already in use")
+        options = message.options
+        pixels = [self._pixels(payload) for payload in message.payloads]
+        protocol.check_request_size(pixels, self.limits, options)
+        size = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in message.payloads)
+        if size > self.limits.max_queued_bytes:
+            raise ProtocolError("too_large", f"the request's images take {size / 2 ** 20:.0f} MB, over "
+                                             f"the limit of {self.limits.max_queued_bytes / 2 ** 20:.0f} MB")
+        mine = sum(1 for c, _ in self.outstanding if c == client)
+        if (mine >= self.limits.max_queued or len(self.outstanding) >= self.limits.max_queued_total
+                or sum(self.held_bytes.values()) + size > self.limits.max_queued_bytes):
+            raise ProtocolError("busy", f"the server is busy ({len(self.outstanding)} requests "
+                                        f"waiting, {mine} of them yours): try again in a moment")
+        self.outstanding[key] = time.monotonic()
+        self.held_bytes[key] = size
+        self.queue.put(Work(client, message.id, options, message.payloads, sum(pixels),
+                            time.monotonic()))
+
+    def _pixels(self, payload) -> int:
+        """An image's pixel count before anything is decoded (too_large over the limit); an
+        unreadable file counts none here and fails alone in the worker."""
+        if not isinstance(payload, bytes):
+            return payload.shape[0] * payload.shape[1]
+        try:
+            width, height = image_size(payload, max_pixels=self.limits.max_pixels)
+        except ImageTooLarge as error:
+            raise ProtocolError("too_large", str(error)) from None
+        except ImageError:
+            return 0
+        return width * height
+
+    def _cancel(self, key: tuple[bytes, str]) -> bool:
+        """Queued work is dropped and answered at once; work in progress stops between images."""
+        if key not in self.outstanding:
+            return False
+        waiting = self.queue.remove(key)
+        if waiting is not None:
+            self._answer_error(waiting, "cancelled", "cancelled by the client")
+        else:
+            with self.lock:
+                self.cancelled.add(key)
+        return True
 
     def info(self, request_id: str | None) -> dict:
         return {"id": request_id, "kind": "info", "server": __version__,
                 "model": self.model_info, "device": str(self.estimator.device),
                 "address": self.address, "pid": os.getpid(),
-                "limits": {"max_pixels": self.max_pixels, "max_message_bytes": self.max_message_bytes,
-                           "max_batch": self.max_batch},
-                "queued": self.queue.qsize()}
+                "limits": {**self.limits.to_dict(), "max_batch": self.max_batch},
+                "queued": len(self.queue), "outstanding": len(self.outstanding),
+                "worker_deaths": self.worker_deaths, "dropped_crops": self.dropped_crops}
 
     def _forward_results(self) -> None:
         while self.results.poll(0):
@@ -220,19 +365,24 @@ class Server:
             header = json.loads(frames[1].bytes)
             key = (client, header.get("id"))
             if header["kind"] in ("result", "error"):
-                self.outstanding.pop(key, None)
-                with self.lock:
-                    self.cancelled.discard(key)
+                self._release(key)
             elif key in self.outstanding:
                 self.outstanding[key] = time.monotonic()
             self.router.send_multipart(frames, copy=False)
 
     def _heartbeats(self) -> None:
+        """'Your request is being worked on, or waits behind work that moves' - never only
+        'the socket is alive': a stuck or dead worker lets the clients' timeouts run."""
+        if not self._worker_moving():
+            return
         now = time.monotonic()
-        for (client, request_id), last in list(self.outstanding.items()):
+        with self.lock:
+            working = {work.key for work in self.in_work}
+        for key, last in list(self.outstanding.items()):
             if now - last >= protocol.HEARTBEAT_SECONDS:
-                self._send(client, {"id": request_id, "kind": "heartbeat"})
-                self.outstanding[(client, request_id)] = now
+                self._send(key[0], {"id": key[1], "kind": "heartbeat",
+                                    "state": "working" if key in working else "queued"})
+                self.outstanding[key] = now
 
     # --- worker thread ---------------------------------------------------------------------
     def _work(self) -> None:
@@ -240,68 +390,60 @@ class Server:
         out.connect(f"inproc://results-{id(self)}")
         try:
             while True:
-                batch = self._next_batch()
+                batch = self.queue.take_batch(self.max_batch, self.limits.max_request_pixels)
                 if batch is None:
                     return
-                self._estimate(batch, out)
+                with self.lock:
+                    self.in_work = batch
+                try:
+                    self._estimate(batch, out)
+                except Exception as error:   # answer the batch; the worker goes on
+                    log.exception("estimating a batch failed")
+                    for work in batch:
+                        header = protocol.error_header(work.request_id, "internal",
+                                                       f"{type(error).__name__}: {error}")
+                        out.send_multipart([work.client, *protocol.encode(header)])
+                with self.lock:
+                    self.in_work = []
+                self.worker_beat = time.monotonic()
         finally:
             out.close(linger=1000)
 
-    def _next_batch(self) -> list[Work] | None:
-        """The first waiting request, and any others already waiting, up to max_batch images."""
-        work = self.queue.get()
-        if work is None:
-            return None
-        batch, images = [work], len(work.payloads)
-        while images < self.max_batch:
-            try:
-                more = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self.queue.put(None)
-                break
-            batch.append(more)
-            images += len(more.payloads)
-        return batch
-
     def _estimate(self, batch: list[Work], out: zmq.Socket) -> None:
         """Every image of every request in the batch: prepare each, one network pass over all
-        crops, then finish and reply per request."""
+        crops, then finish and reply per request.  Cancelled requests drop out between images."""
         prepared = []   # (work, index, job or error)
         for work in batch:
             for index, payload in enumerate(work.payloads):
                 if self._is_cancelled(work):
                     break
                 prepared.append((work, index, self._prepare(work, payload)))
-        jobs = [job for _, _, job in prepared if not isinstance(job, ProtocolError)]
-        start = time.perf_counter()
-        normals = self.estimator.predict_crops(np.concatenate([j.crops for j in jobs])) if jobs else []
-        network_seconds = time.perf_counter() - start
-        crops_total = sum(len(j.crops) for j in jobs) or 1
-        offset = 0
+                self.worker_beat = time.monotonic()
+        prepared = [p for p in prepared if not self._is_cancelled(p[0])]
+        network = self._network_pass([(work, job) for work, _, job in prepared
+                                      if not isinstance(job, ProtocolError)])
         replies: dict[int, tuple[list, list]] = {id(w): ([], []) for w in batch}
         for work, index, job in prepared:
             results, payloads = replies[id(work)]
             if isinstance(job, ProtocolError):
                 results.append({"ok": False, "code": job.code, "message": str(job)})
                 continue
-            crop_normals = normals[offset:offset + len(job.crops)]
-            job.timings["network"] = network_seconds * len(job.crops) / crops_total
-            offset += len(job.crops)
-            done = self.estimator.finish(job, crop_normals)
+            if self._is_cancelled(work):
+                continue
+            done = self.estimator.finish(job, network[id(job)])
             start = time.perf_counter()
-            wire = encode_normals(done.normals, work.options.get("convention", "opengl"))
-            dtype = work.options.get("normals_dtype", "float16")
-            if dtype == "float16":   # torch converts several times faster than numpy
+            options = work.options
+            wire = encode_normals(done.normals, options.convention)
+            if options.normals_dtype == "float16":   # torch converts several times faster than numpy
                 wire = torch.from_numpy(wire).half().numpy()
-            payloads.append(protocol.pack_normals(wire, dtype))
-            if work.options.get("mask", True):
+            payloads.append(protocol.pack_normals(wire, options.normals_dtype))
+            if options.mask:
                 payloads.append(np.round(done.mask * 255).astype(np.uint8))
             done.timings["encode"] = time.perf_counter() - start
             results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
                             "centres": [list(c) for c in done.centres],
                             "camera_space": done.camera_space, "timings": done.timings})
+            self.worker_beat = time.monotonic()
             if len(work.payloads) > 1:
                 out.send_multipart([work.client, *protocol.encode(
                     {"id": work.request_id, "kind": "progress", "done": index + 1,
@@ -316,46 +458,64 @@ class Server:
                       "seconds": time.monotonic() - work.received}
             out.send_multipart([work.client, *protocol.encode(header, payloads)], copy=False)
 
+    def _network_pass(self, jobs: list[tuple[Work, Job]]) -> dict[int, np.ndarray]:
+        """Every job's crops through the network, max_batch crops at a time; the crops of a
+        request cancelled meanwhile are skipped (and counted in `dropped_crops`)."""
+        crops = [(work, job, index) for work, job in jobs for index in range(len(job.crops))]
+        out: dict[int, list] = {id(job): [] for _, job in jobs}
+        for start in range(0, len(crops), self.max_batch):
+            chunk = [c for c in crops[start:start + self.max_batch] if not self._is_cancelled(c[0])]
+            self.dropped_crops += min(self.max_batch, len(crops) - start) - len(chunk)
+            if not chunk:
+                continue
+            began = time.perf_counter()
+            normals = self.estimator.predict_crops(np.stack([job.crops[i] for _, job, i in chunk]))
+            seconds = (time.perf_counter() - began) / len(chunk)
+            for (_, job, _), crop_normals in zip(chunk, normals):
+                out[id(job)].append(crop_normals)
+                job.timings["network"] = job.timings.get("network", 0.0) + seconds
+            self.worker_beat = time.monotonic()
+        return {key: np.stack(value) if value else None for key, value in out.items()}
+
     def _prepare(self, work: Work, payload):
         try:
             start = time.perf_counter()
             if isinstance(payload, bytes):
-                image = read_image(payload, max_pixels=self.max_pixels)
+                image = read_image(payload, max_pixels=self.limits.max_pixels)
             else:
+                height, width = payload.shape[:2]
+                protocol.check_image_size(width, height, self.limits.max_pixels,
+                                          payload.shape[2] if payload.ndim == 3 else 1)
                 image = to_rgb_float(payload)
             decoded = time.perf_counter() - start
-            job = self.estimator.prepare(image, detect=bool(work.options.get("detect", True)),
-                                         focal_35mm=work.options.get("focal_35mm"))
+            job = self.estimator.prepare(image, detect=work.options.detect,
+                                         focal_35mm=work.options.focal_35mm)
             job.timings = {"decode": decoded, **job.timings}
             return job
+        except ProtocolError as error:
+            return error
+        except ImageTooLarge as error:
+            return ProtocolError("too_large", str(error))
         except ImageError as error:
             return ProtocolError("bad_image", str(error))
         except NoFaceError as error:
             return ProtocolError("no_face", str(error))
         except Exception as error:  # the server must keep serving whatever one image does
+            log.exception("preparing an image failed")
             return ProtocolError("internal", f"{type(error).__name__}: {error}")
 
     def _is_cancelled(self, work: Work) -> bool:
         with self.lock:
-            return (work.client, work.request_id) in self.cancelled
-
-
-def _check_options(options: dict) -> None:
-    if options.get("convention", "opengl") not in ("opengl", "directx"):
-        raise ProtocolError("bad_message", "option 'convention' must be 'opengl' or 'directx'")
-    if options.get("normals_dtype", "float16") not in ("float16", "uint16"):
-        raise ProtocolError("bad_message", "option 'normals_dtype' must be 'float16' or 'uint16'")
-    if options.get("focal_35mm") is not None:
-        try:
-            check_focal(options["focal_35mm"])
-        except ValueError as error:
-            raise ProtocolError("bad_message", f"option 'focal_35mm': {error}") from None
+            return work.key in self.cancelled
 
 
 def _salvage_id(frames) -> str | None:
     """The request id of a message that failed to parse, when its header still has one."""
     try:
-        request_id = json.loads(bytes(frames[0])).get("id")
-        return request_id if isinstance(request_id, str) else None
+        header = frames[0].bytes if hasattr(frames[0], "bytes") else frames[0]
+        if len(header) > Limits.max_header_bytes:
+            return None
+        request_id = json.loads(header).get("id")
+        return request_id if isinstance(request_id, str) and len(request_id) <= protocol.MAX_ID_CHARS else None
     except Exception:
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import zmq
@@ -47,7 +49,12 @@ class CurveKeys:
 
 
 def make_keys(folder: Path, name: str) -> tuple[Path, Path]:
-    """Write NAME.key (public: give it to the other side) and NAME.key_secret (keep it)."""
+    """Write NAME.key (public: give it to the other side) and NAME.key_secret (keep it: only
+    its owner may read it, mode 0600).  Both are made in a private temporary folder and moved
+    in, so the secret is never readable by others, not even for a moment."""
     folder.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(str(folder), name)
-    return Path(public), Path(secret)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".keys-") as private:   # mode 0700
+        public, secret = map(Path, zmq.auth.create_certificates(private, name))
+        public.chmod(0o644)
+        secret.chmod(0o600)
+        return Path(shutil.move(public, folder / public.name)), Path(shutil.move(secret, folder / secret.name))

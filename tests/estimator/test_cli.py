@@ -76,11 +76,11 @@ def test_no_detect_treats_the_input_as_a_crop(tmp_path, untrained_weights):
 
 def test_missing_weights_and_bad_device_are_one_line_errors(tmp_path, astronaut_path, untrained_weights):
     done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", tmp_path / "none.safetensors")
-    assert done.returncode == 2 and done.stderr.startswith("error: weights file not found")
+    assert done.returncode == 1 and done.stderr.startswith("error: weights file not found")
     assert "Traceback" not in done.stderr
     done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights,
                        "--device", "cuda:7")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr
 
 
 def test_info_describes_the_model(untrained_weights):
@@ -104,4 +104,4 @@ def test_focal_length_turns_the_face_into_camera_space(tmp_path, astronaut_path,
     lean = (maps["camera"][face] - maps["view"][face]).mean(0)
     assert lean[0] > 0.01 and lean[1] < -0.05        # ~4 degrees left of the axis, ~15 above it
     refused = run_backend("predict", astronaut_path, "-o", tmp_path, "--focal-mm", "0")
-    assert refused.returncode == 2 and "focal length" in refused.stderr
+    assert refused.returncode == 1 and "focal length" in refused.stderr

@@ -97,10 +97,18 @@ def test_bad_inputs_get_one_line_errors(data, message):
     assert "\n" not in str(caught.value)
 
 
-def test_truncated_image_is_an_error():
-    data = _png_bytes((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
-    with pytest.raises(ImageError, match="damaged or truncated"):
-        read_image(data[: len(data) // 2])
+@pytest.mark.parametrize("fmt, options", [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}),
+                                           ("WEBP", {})])
+def test_truncated_image_is_an_error(fmt, options):
+    """OpenCV decodes a cut JPEG or PNG as a mostly black picture without complaint."""
+    buffer = io.BytesIO()
+    pixels = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
+    data = buffer.getvalue()
+    assert read_image(data).shape == (96, 128, 3)
+    for keep in (0.3, 0.6, 0.9, 0.999):
+        with pytest.raises(ImageError, match="truncated"):
+            read_image(data[: int(len(data) * keep)])
 
 
 def test_missing_file_is_an_error(tmp_path):

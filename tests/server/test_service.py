@@ -236,13 +236,13 @@ def serve(*args, timeout=60):
 
 def test_non_loopback_bind_without_keys_is_refused(untrained_weights):
     done = serve("--weights", untrained_weights, "--bind", "tcp://0.0.0.0:5599")
-    assert done.returncode == 2 and "refusing to bind tcp://0.0.0.0:5599" in done.stderr
+    assert done.returncode == 1 and "refusing to bind tcp://0.0.0.0:5599" in done.stderr
     assert "python -m backend keys" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_taken_port_is_a_clear_error(server, untrained_weights):
     done = serve("--weights", untrained_weights, "--bind", server.address)
-    assert done.returncode == 2 and "already in use" in done.stderr
+    assert done.returncode == 1 and "already in use" in done.stderr
 
 
 def test_idle_timeout_stops_the_server(start_server):
@@ -304,7 +304,7 @@ def test_info_through_the_cli(server):
     assert done.returncode == 0 and '"device": "cpu"' in done.stdout
     done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", "tcp://127.0.0.1:1"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("error: no answer")
+    assert done.returncode == 1 and done.stderr.startswith("error: no answer")
 
 
 def test_the_client_package_needs_neither_torch_nor_the_estimator():
