@@ -13,7 +13,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProp
 
 from . import images, materials, portrait, preferences
 from .client import ServerError
-from .client.client import unpack_estimate
+from .client.protocol import EstimateOptions
 from .link import LINK, explain
 
 SOURCES = [("ACTIVE", "Active Image", "The image shown in the Image Editor, or `image_name`"),
@@ -135,8 +135,9 @@ class FACE_NORMALS_OT_estimate(bpy.types.Operator):
     def _submit(self, context):
         prefs = preferences.get(context)
         client = LINK.configure(prefs.address, prefs.timeout)
-        options = {"detect": self.detect, "convention": prefs.convention.lower(), "mask": True}
-        self._request = client.submit("estimate", options, [payload for _, payload, _ in self._sources])
+        options = EstimateOptions(detect=self.detect, convention=prefs.convention.lower(), mask=True)
+        # one request per photo: any number fits the server's limits, and progress counts photos
+        self._request = client.submit_batch(options, [payload for _, payload, _ in self._sources])
 
     def _finish(self, context) -> set:
         prefs = preferences.get(context)
@@ -146,7 +147,7 @@ class FACE_NORMALS_OT_estimate(bpy.types.Operator):
             return {"CANCELLED"}
         mode = prefs.save_mode if self.save_mode == "PREFS" else self.save_mode
         made, failed = [], []
-        for (name, _, folder), result in zip(self._sources, unpack_estimate(request.reply, True)):
+        for (name, _, folder), result in zip(self._sources, request.results):
             if "error" in result:
                 failed.append(explain(result["error"], prefs.address, name))
                 continue
@@ -215,7 +216,7 @@ class FACE_NORMALS_OT_estimate(bpy.types.Operator):
     def modal(self, context, event):
         if event.type == "ESC":
             if self._request is not None and not self._request.finished:
-                LINK.client.cancel(self._request)
+                LINK.client.abandon(self._request)
             self._end(context)
             self.report({"WARNING"}, "Estimate cancelled")
             return {"CANCELLED"}

@@ -280,6 +280,16 @@ CLASSES = [not_json, not_utf8, json_not_an_object, deep_nesting, huge_header, ba
            frames_in_the_wrong_order]
 
 
+def reply_to(socket, timeout_ms: int) -> dict | None:
+    """The next final reply's header on a raw DEALER socket (heartbeats and progress skipped),
+    or None if nothing final comes within timeout_ms of the last message."""
+    while socket.poll(timeout_ms):
+        header = protocol.decode(socket.recv_multipart()).header
+        if header.get("kind") not in ("heartbeat", "progress"):
+            return header
+    return None
+
+
 def errors_of(reply: dict) -> set[str]:
     """The error codes in a reply: the whole request's, or each image's in a result."""
     if reply.get("kind") == "error":

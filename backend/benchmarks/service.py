@@ -99,7 +99,8 @@ def main() -> None:
             before = resident_mb(pid)
             for i in range(args.mixed):
                 kind = ("info", "ping", "estimate")[i % 3]
-                client.wait(client.submit(kind, {"detect": False}, [small] if kind == "estimate" else []),
+                estimate = kind == "estimate"
+                client.wait(client.submit(kind, {"detect": False} if estimate else {}, [small] if estimate else []),
                             timeout=60)
             print(f"\nresident memory: {before:.0f} MB before, {resident_mb(pid):.0f} MB after "
                   f"{args.mixed} mixed requests (info, ping, 96x96 estimate)")

@@ -62,6 +62,39 @@ class Request:
         return self.reply
 
 
+class Batch:
+    """Several images estimated one request each, at most `window` in flight, so that any number
+    of photos fits the server's per-request limits and progress counts finished photos.
+    Driven by `Client.step()` like a Request; `results` has one entry per image once finished
+    (the dicts of `unpack_estimate`, or {"error": ServerError})."""
+
+    __slots__ = ("options", "waiting", "running", "results", "window", "error")
+
+    def __init__(self, options: protocol.EstimateOptions, images: list, window: int):
+        self.options = options
+        self.waiting = list(enumerate(images))       # (index, image) not yet sent
+        self.running: dict[int, Request] = {}        # index -> its request
+        self.results: list[dict | None] = [None] * len(images)
+        self.window = window
+        self.error: ServerError | None = None        # set when the server is gone: all failed
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def done(self) -> int:
+        return sum(result is not None for result in self.results)
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def state(self) -> str:
+        return "pending" if not self.finished else "failed" if self.error else "done"
+
+
 class Client:
     def __init__(self, address: str = protocol.DEFAULT_ADDRESS, *, timeout: float = 5.0,
                  server_public_key: str | Path | None = None, client_keys: str | Path | None = None,
@@ -75,6 +108,7 @@ class Client:
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{id(self):x}-"
         self.pending: dict[str, Request] = {}
+        self._batches: list[Batch] = []
         self._heard = time.monotonic()
         self.socket = self._connect()
 
@@ -137,6 +171,8 @@ class Client:
             finished.append(request)
         if self.pending and time.monotonic() - self._heard > self.timeout:
             finished += self._give_up()
+        for batch in list(self._batches):
+            self._advance(batch)
         return finished
 
     def _give_up(self) -> list[Request]:
@@ -153,14 +189,51 @@ class Client:
         self.socket = self._connect()
         return failed
 
+    def submit_batch(self, options: protocol.EstimateOptions, images: list, *, window: int = 2) -> Batch:
+        """Estimate `images` one request each (see Batch); returns at once."""
+        batch = Batch(options, list(images), window)
+        self._batches.append(batch)
+        self._advance(batch)
+        return batch
+
+    def _advance(self, batch: Batch) -> None:
+        for index, request in list(batch.running.items()):
+            if not request.finished:
+                continue
+            del batch.running[index]
+            if request.state == "done":
+                [batch.results[index]] = unpack_estimate(request.reply, batch.options.mask)
+            elif isinstance(request.error, ServerUnavailable):   # no point sending the rest
+                self.abandon(batch)
+                batch.error = request.error
+                batch.results = [{"error": request.error} if r is None or "error" in r and
+                                 r["error"].code == "cancelled" else r for r in batch.results]
+                return
+            else:
+                batch.results[index] = {"error": request.error}
+        while batch.waiting and len(batch.running) < batch.window:
+            index, image = batch.waiting.pop(0)
+            batch.running[index] = self.submit("estimate", batch.options.to_wire(), [image])
+        if batch.finished and batch in self._batches:
+            self._batches.remove(batch)
+
     def cancel(self, request: Request) -> Request:
         """Ask the server to cancel `request`; its reply becomes a 'cancelled' error, and the
         returned request is answered with whether the server still had it."""
         return self.submit("cancel", {"target": request.id})
 
-    def abandon(self, request: Request, reason: str = "cancelled by the client") -> None:
-        """Stop waiting for `request` now: the server is told to drop it, the request fails
+    def abandon(self, request: Request | Batch, reason: str = "cancelled by the client") -> None:
+        """Stop waiting for `request` (or a batch) now: the server is told to drop it, it fails
         with code 'cancelled', and nothing more is heard of it."""
+        if isinstance(request, Batch):
+            error = ServerError("cancelled", reason)
+            for part in request.running.values():
+                self.abandon(part, reason)
+            request.results = [r if r is not None else {"error": error} for r in request.results]
+            request.waiting, request.running, request.error = [], {}, error
+            if request in self._batches:
+                self._batches.remove(request)
+            return
         if self.pending.pop(request.id, None) is None:
             return
         self._send_cancel(request)

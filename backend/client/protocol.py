@@ -344,7 +344,7 @@ def pack_normals(normals: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "uint16":
         return np.round((np.clip(normals, -1, 1) * 0.5 + 0.5) * 65535).astype(np.uint16)
     if dtype == "float16":
-        return normals.astype(np.float16)
+        return normals.astype(np.float16, copy=False)
     raise ProtocolError("bad_message", f"normals_dtype {dtype!r} is not float16 or uint16")
 
 

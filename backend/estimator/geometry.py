@@ -111,7 +111,8 @@ def composite(patches: list[Patch], height: int, width: int) -> tuple[np.ndarray
         rows = slice(min(p.rows.start for p in patches), max(p.rows.stop for p in patches))
         cols = slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches))
         weight = mask[rows, cols, None]
-        blended = normals[rows, cols] * weight
+        blended = normals[rows, cols]      # a view: blended in place, no full-size copies
+        blended *= weight
         blended[..., 2] += 1 - weight[..., 0]
-        normals[rows, cols] = blended / np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
+        blended /= np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
     return normals, mask

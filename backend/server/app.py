@@ -410,8 +410,9 @@ class Server:
             out.close(linger=1000)
 
     def _estimate(self, batch: list[Work], out: zmq.Socket) -> None:
-        """Every image of every request in the batch: prepare each, one network pass over all
-        crops, then finish and reply per request.  Cancelled requests drop out between images."""
+        """Every image of every request in the batch: prepare each, the network over all crops
+        (max_batch at a time), then finish and reply per request.  Cancelled requests drop out
+        between images and between network passes."""
         prepared = []   # (work, index, job or error)
         for work in batch:
             for index, payload in enumerate(work.payloads):
@@ -443,6 +444,7 @@ class Server:
             results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
                             "centres": [list(c) for c in done.centres],
                             "camera_space": done.camera_space, "timings": done.timings})
+            del done, wire       # the full-size float maps go before the next image's come
             self.worker_beat = time.monotonic()
             if len(work.payloads) > 1:
                 out.send_multipart([work.client, *protocol.encode(
