@@ -6,13 +6,21 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 BPY42 := .venv-bpy42/.installed
 
-.PHONY: demo test addon benchmark clean
+.PHONY: demo test test-fast lint addon benchmark clean
 
 demo: $(INSTALLED)
 	$(PY) -m backend.demo
 
-test: $(INSTALLED) $(BPY42)
+test: lint $(BPY42)
 	$(PY) -m pytest
+
+# the quick loop while working: no test that needs the shipped model, Blender renders or a window
+test-fast: $(INSTALLED)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 addon: $(INSTALLED)
 	$(PY) addon/build.py

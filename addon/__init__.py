@@ -1,6 +1,7 @@
 """Face Normals: estimate normal maps of face photos with the face-normals backend, apply them
-to materials, build relightable portraits, project normals onto a mesh's own UVs, and preview relighting in the Image Editor.  The backend runs in its own process (it needs
-PyTorch, which Blender's Python does not have); `client/` talks to it over ZeroMQ."""
+to materials, build relightable portraits, project normals onto a mesh's own UVs, and preview
+relighting in the Image Editor.  The backend runs in its own process (it needs PyTorch, which
+Blender's Python does not have); `client/` talks to it over ZeroMQ, `core/` is what both share."""
 from __future__ import annotations
 
 import bpy
@@ -8,7 +9,8 @@ import bpy
 from . import operators, panels, preferences, projection_ops, relight
 from .link import LINK
 
-CLASSES = (preferences.FaceNormalsPreferences, *operators.CLASSES, *projection_ops.CLASSES, *relight.CLASSES, *panels.CLASSES)
+CLASSES = (preferences.FaceNormalsPreferences, *operators.CLASSES, *projection_ops.CLASSES, *relight.CLASSES,
+           *panels.CLASSES)
 
 
 def register():

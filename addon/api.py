@@ -15,7 +15,8 @@ import os
 
 import bpy
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+from . import images
+from .core.files import is_photo
 
 
 class FaceNormalsError(RuntimeError):
@@ -47,7 +48,7 @@ def estimate(photo: str | bpy.types.Image, *, detect: bool = True, save: str = "
     image = load(photo) if isinstance(photo, str) else photo
     _run(bpy.ops.face_normals.estimate, source="ACTIVE", image_name=image.name, detect=detect,
          save_mode=save)
-    return bpy.data.images[f"{os.path.splitext(image.name)[0]}_normal"]
+    return bpy.data.images[images.derived_name(image.name, "normal")]
 
 
 def apply_to_material(material: bpy.types.Material, normal: bpy.types.Image, strength: float = 1.0) -> None:
@@ -74,7 +75,7 @@ def relit(photo: str | bpy.types.Image, lights, **settings) -> bpy.types.Image:
     for name, value in settings.items():
         setattr(scene_settings, name, value)
     _run(bpy.ops.face_normals.relight_bake, image_name=image.name)
-    return bpy.data.images[f"{os.path.splitext(image.name)[0]}_relit"]
+    return bpy.data.images[images.derived_name(image.name, "relit")]
 
 
 def project_onto_mesh(obj: bpy.types.Object, views, *, resolution: int = 1024, blend: str = "FACING",
@@ -96,7 +97,7 @@ def batch(folder: str, *, detect: bool = True, save: str = "BESIDE", portraits: 
     """Every photo directly in a folder: {file name: normal Image, or the error message}."""
     done = {}
     for name in sorted(os.listdir(folder)):
-        if not name.lower().endswith(IMAGE_SUFFIXES) or name.lower().endswith(("_normal.png", "_mask.png")):
+        if not is_photo(name):
             continue
         try:
             done[name] = estimate(os.path.join(folder, name), detect=detect, save=save)

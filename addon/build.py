@@ -52,11 +52,17 @@ def main() -> Path:
     for module in (ROOT / "addon").glob("*.py"):
         if module.name != "build.py":
             shutil.copy2(module, STAGE / module.name)
-    shutil.copytree(ROOT / "backend" / "client", STAGE / "client",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("client", "core"):      # pure code, shipped as it is
+        shutil.copytree(ROOT / "backend" / package, STAGE / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if (ROOT / "shaders").is_dir():
         shutil.copytree(ROOT / "shaders", STAGE / "shaders", ignore=shutil.ignore_patterns("__pycache__"))
-    manifest = (ROOT / "blender_manifest.toml").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"', (ROOT / "backend" / "__init__.py").read_text(), re.M)
+    if found is None:
+        sys.exit("error: backend/__init__.py holds no __version__")
+    version = found.group(1)
+    manifest = (ROOT / "blender_manifest.toml").read_text().replace(
+        'id = "face_normals"\n', f'id = "face_normals"\nversion = "{version}"\n', 1)
     (STAGE / "blender_manifest.toml").write_text(manifest)
     (STAGE / "wheels").mkdir()
     for name in re.findall(r'"\./wheels/([^"]+\.whl)"', manifest):
@@ -67,7 +73,6 @@ def main() -> Path:
     subprocess.run([sys.executable, str(tool), "validate", str(STAGE)], check=True)
     subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(STAGE),
                     "--output-dir", str(ROOT / "dist")], check=True)
-    version = re.search(r'^version = "([^"]+)"', manifest, re.M).group(1)
     built = ROOT / "dist" / f"face_normals-{version}.zip"
     print(f"built {built.relative_to(ROOT)}")
     return built

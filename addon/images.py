@@ -7,6 +7,7 @@ import os
 import bpy
 import numpy as np
 
+from .core.encoding import mask_to_uint8, normals_to_uint16
 from .png import write_png
 
 
@@ -18,6 +19,12 @@ def source_payload(image: bpy.types.Image):
         with open(path, "rb") as handle:
             return handle.read()
     return image_pixels(image)
+
+
+def estimate_source(image: bpy.types.Image) -> tuple[str, object, str | None]:
+    """(name, payload, folder to save results beside or None) of an image to estimate."""
+    path = bpy.path.abspath(image.filepath) if image.filepath else ""
+    return image.name, source_payload(image), os.path.dirname(path) if path else None
 
 
 def context_photo(context, name: str = "") -> bpy.types.Image | None:
@@ -32,6 +39,20 @@ def context_photo(context, name: str = "") -> bpy.types.Image | None:
     if camera is not None and camera.type == "CAMERA":
         return next((b.image for b in camera.data.background_images if b.image is not None), None)
     return None
+
+
+def require_photo(context, name: str = "") -> bpy.types.Image:
+    """`context_photo`, or ValueError with what to do when there is none."""
+    photo = context_photo(context, name)
+    if photo is None:
+        raise ValueError(f"No photo '{name}'" if name else
+                         "No photo: open one in the Image Editor (or pass image_name)")
+    return photo
+
+
+def derived_name(photo_name: str, kind: str) -> str:
+    """The name of what the add-on makes from a photo: 'anna.jpg', 'normal' -> 'anna_normal'."""
+    return f"{os.path.splitext(photo_name)[0]}_{kind}"
 
 
 def image_pixels(image: bpy.types.Image) -> np.ndarray:
@@ -56,34 +77,45 @@ VIEW_CENTRES = "face_normals_view_centres"   # ID property of a normal map in vi
 
 def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None, *,
                   save_beside: str | None,
-                  view_centres: list[tuple[float, float]] = ()) -> tuple[bpy.types.Image, bpy.types.Image | None]:
+                  view_centres: list[tuple[float, float]] | tuple = (),
+                  ) -> tuple[bpy.types.Image, bpy.types.Image | None]:
     """Normal map (and mask) datablocks named after the source, Non-Color.  With save_beside (a
     folder) they are written there as 16-bit / 8-bit PNGs and loaded from the files; otherwise
     they are float images packed into the .blend.  view_centres: see `remember_view_centres`."""
-    stem = os.path.splitext(source_name)[0]
+    normal_name, mask_name = derived_name(source_name, "normal"), derived_name(source_name, "mask")
     height, width = normals.shape[:2]
     mask_image = None
     if save_beside:
-        normal_path = os.path.join(save_beside, f"{stem}_normal.png")
-        write_png(normal_path, np.round(np.clip(normals * 0.5 + 0.5, 0.0, 1.0) * 65535).astype(np.uint16))
-        normal_image = _load_replacing(f"{stem}_normal", normal_path)
+        normal_path = os.path.join(save_beside, f"{normal_name}.png")
+        write_png(normal_path, normals_to_uint16(normals))
+        normal_image = _load_replacing(normal_name, normal_path)
         if mask is not None:
-            mask_path = os.path.join(save_beside, f"{stem}_mask.png")
-            write_png(mask_path, np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8))
-            mask_image = _load_replacing(f"{stem}_mask", mask_path)
+            mask_path = os.path.join(save_beside, f"{mask_name}.png")
+            write_png(mask_path, mask_to_uint8(mask))
+            mask_image = _load_replacing(mask_name, mask_path)
     else:
-        normal_image = store_normal_map(f"{stem}_normal", normals)
+        normal_image = store_normal_map(normal_name, normals)
         if mask is not None:
-            mask_image = _new_replacing(f"{stem}_mask", width, height)
+            mask_image = _new_replacing(mask_name, width, height)
             _set_pixels(mask_image, np.dstack([mask, mask, mask, np.ones_like(mask)]))
             mask_image.pack()
     remember_view_centres(normal_image, view_centres)
     return normal_image, mask_image
 
 
-def remember_view_centres(image: bpy.types.Image, centres: list[tuple[float, float]]) -> None:
+def limit_size(normals: np.ndarray, mask, max_size: int):
+    """Nearest-neighbour shrink by a whole factor when the result is larger than max_size."""
+    if max_size <= 0 or max(normals.shape[:2]) <= max_size:
+        return normals, mask
+    step = -(-max(normals.shape[:2]) // max_size)
+    normals = normals[::step, ::step]
+    normals = normals / np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-6)
+    return normals, None if mask is None else mask[::step, ::step]
+
+
+def remember_view_centres(image: bpy.types.Image, centres: list[tuple[float, float]] | tuple) -> None:
     """Mark a normal map as view space: each face's normals relative to the line of sight to the
-    centre of its crop (client/frames.py), the centres as (x, y) fractions of the map's width and
+    centre of its crop (core/frames.py), the centres as (x, y) fractions of the map's width and
     height.  Projecting the map through a camera turns it into that camera's space.  No centres:
     the map is taken as camera space (a render, or a map made elsewhere)."""
     if centres:

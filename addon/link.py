@@ -1,11 +1,11 @@
 """The add-on's one connection to the backend: a client, and the server process when the add-on
-started it.  Nothing here blocks unless asked to (`wait_*`), so a modal timer can drive it."""
+started it.  Nothing here blocks but `stop_server` (for unregistering): the jobs in
+backend_jobs.py drive it step by step."""
 from __future__ import annotations
 
 import os
 import shlex
 import tempfile
-import time
 
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
@@ -40,16 +40,11 @@ class BackendLink:
             return "Starting the backend..."
         return "Not connected"
 
-    def check(self, prefs) -> dict:
-        """Blocking `info` (bounded by the preferences' timeout); remembers the answer."""
-        client = self.configure(prefs.address, prefs.timeout)
-        try:
-            self.info = client.info()
-            self.error = ""
-        except ServerError as error:
-            self.info, self.error = None, _explain(error, prefs.address)
-            raise
-        return self.info
+    def connected(self, info: dict) -> None:
+        self.info, self.error = info, ""
+
+    def disconnected(self, error: ServerError, address: str) -> None:
+        self.info, self.error = None, _explain(error, address)
 
     def start_server(self, prefs) -> None:
         """Launch `<python> -m backend serve` and return at once (see `server_ready`)."""
@@ -74,18 +69,14 @@ class BackendLink:
             self.configure(prefs.address, prefs.timeout)
         return info is not None
 
-    def wait_ready(self, prefs, timeout: float = 120.0) -> None:
-        """Blocking (background mode only): until the started server answers, or ServerError."""
-        deadline = time.monotonic() + timeout
-        while not self.server_ready(prefs):
-            if time.monotonic() > deadline:
-                raise ServerError("unavailable", f"the backend did not answer within {timeout:.0f} s")
-            time.sleep(0.05)
-
     def stop_server(self) -> None:
+        """Blocking (unregistering the add-on); the operators use backend_jobs.StopJob."""
         if self.process is not None:
             self.process.stop()
-            self.process = None
+        self.forget_server()
+
+    def forget_server(self) -> None:
+        self.process = None
         self.info = None
 
     def close_client(self) -> None:

@@ -53,6 +53,7 @@ def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image
 def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image, uv_map: str = "") -> None:
     tree = material.node_tree
     bsdf = principled(tree)
+    assert bsdf is not None   # principled() adds one when the material has none
     x, y = bsdf.location
     texture = find_or_add(tree, "ShaderNodeTexImage", BASE_TEXTURE, (x - 600, y))
     texture.image = photo

@@ -36,7 +36,9 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
     materials.apply_base_colour(material, photo)
     normal_map = materials.apply_normal_map(material, normal_image)
     normal_map.uv_map = card.data.uv_layers[0].name
-    materials.principled(material.node_tree).inputs["Roughness"].default_value = 0.55
+    bsdf = materials.principled(material.node_tree)
+    assert bsdf is not None
+    bsdf.inputs["Roughness"].default_value = 0.55
 
     camera = _object(f"{name} Camera", bpy.data.cameras, collection)
     camera.data.type = "ORTHO"

@@ -21,7 +21,7 @@ import numpy as np
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
 
-from .client import frames
+from .core import frames
 
 FACING_FADE = (0.2, 0.45)      # cosines between the normal and the view: no weight below, full above
 MARGIN = 4                     # texels the result is grown past UV island edges (filtering at seams)
@@ -190,7 +190,7 @@ def project(surface: Surface, obj: bpy.types.Object, camera: bpy.types.Object, d
     in_frame = (w > 0) & (np.abs(ndc) <= 1).all(1)
 
     # Facing: the mesh normal (world) against the direction to the camera.
-    normal_world = surface.normal @ np.linalg.inv(world[:3, :3])
+    normal_world: np.ndarray = surface.normal @ np.linalg.inv(world[:3, :3])
     normal_world /= np.linalg.norm(normal_world, axis=1, keepdims=True).clip(1e-12)
     if camera.data.type == "ORTHO":
         to_camera = np.broadcast_to(camera_rotation[:, 2], position.shape)

@@ -2,13 +2,13 @@
 photo's estimated normals (and optionally its colours) onto the mesh's own UV normal map."""
 from __future__ import annotations
 
-import os
-
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import images, materials, preferences, projection
+from .backend_jobs import EstimateJob, store_estimates
+from .jobs import Job, JobFailed, JobOperator
 
 BLEND_MODES = [("FACING", "Blend by Facing", "Each photo weighted by how squarely its camera sees the surface"),
                ("FILL", "Fill Gaps", "Later photos fill only what the earlier ones did not see")]
@@ -31,10 +31,13 @@ class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
     camera_name: StringProperty(name="Camera", description="Default: the scene camera")
 
     def execute(self, context):
-        photo = images.context_photo(context, self.image_name)
         camera = bpy.data.objects.get(self.camera_name) if self.camera_name else context.scene.camera
-        if photo is None or camera is None or camera.type != "CAMERA":
-            self.report({"ERROR"}, "Needs a photo (Image Editor or image_name) and a camera (scene camera or camera_name)")
+        try:
+            photo = images.require_photo(context, self.image_name)
+            if camera is None or camera.type != "CAMERA":
+                raise ValueError("Needs a camera (the scene camera, or camera_name)")
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         backgrounds = camera.data.background_images
         entry = next((b for b in backgrounds if b.image == photo), None) or backgrounds.new()
@@ -49,7 +52,7 @@ class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
+class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
     """Project photos' estimated normals through their cameras onto the selected mesh, baked into
     a tangent-space normal map in its UV space and wired into its material"""
     bl_idname = "face_normals.project_normals"
@@ -69,18 +72,7 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
                          description="Also bake the photo as a base colour texture")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
 
-    def execute(self, context):
-        try:
-            obj, views = self._inputs(context)
-            made = self._project(context, obj, views)
-        except ValueError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"'{made.name}' wired into '{obj.active_material.name}' "
-                              f"({len(views)} photo{'s' if len(views) > 1 else ''})")
-        return {"FINISHED"}
-
-    def _inputs(self, context):
+    def make_job(self, context):
         obj = bpy.data.objects.get(self.object_name) if self.object_name else context.active_object
         if obj is None or obj.type != "MESH":
             raise ValueError("Select a mesh (or pass object_name)")
@@ -89,58 +81,104 @@ class FACE_NORMALS_OT_project_normals(bpy.types.Operator):
         pairs = [(v.photo, v.camera) for v in self.views] or [(self.image_name, self.camera_name)]
         views = []
         for photo_name, camera_name in pairs:
-            photo = images.context_photo(context, photo_name)
+            photo = images.require_photo(context, photo_name)
             camera = bpy.data.objects.get(camera_name) if camera_name else context.scene.camera
-            if photo is None:
-                raise ValueError(f"No photo '{photo_name}'" if photo_name else
-                                 "No photo: open one in the Image Editor, or pass image_name")
             if camera is None or camera.type != "CAMERA":
                 raise ValueError(f"No camera '{camera_name}'" if camera_name else "The scene has no camera")
-            views.append((photo, camera))
-        return obj, views
+            views.append((photo.name, camera.name))
+        return ProjectJob(context, obj.name, views, self.resolution, self.blend, self.colour, self.strength)
 
-    def _project(self, context, obj, views) -> bpy.types.Image:
-        depsgraph = context.evaluated_depsgraph_get()
+    def finish(self, context, job):
+        self.report({"INFO"}, f"'{job.made}' wired into '{job.material}' "
+                              f"({len(job.views)} photo{'s' if len(job.views) > 1 else ''})")
+        return {"FINISHED"}
+
+
+class ProjectJob(Job):
+    """Estimate the photos that have no normal map yet (one batch), sample the mesh's UV surface,
+    project each photo, then combine and wire the result: one phase per step, so the UI shows
+    progress and Esc works between them."""
+
+    title = "Projecting normals"
+
+    def __init__(self, context, object_name: str, views: list[tuple[str, str]], resolution: int,
+                 blend: str, colour: bool, strength: float):
+        super().__init__()
+        self.object_name, self.views = object_name, views
+        self.resolution, self.blend, self.colour, self.strength = resolution, blend, colour, strength
+        self.prefs = preferences.get(context)
+        missing = [photo for photo, _ in views if images.derived_name(photo, "normal") not in bpy.data.images]
+        self.estimate = (EstimateJob(self.prefs, [images.estimate_source(bpy.data.images[p])
+                                                  for p in dict.fromkeys(missing)], detect=True)
+                         if missing else None)
+        self.surface: projection.Surface | None = None
+        self.projections: list = []
+        self.made = self.material = ""
+        self.total = len(views) + 2
+
+    def step(self) -> bool:
+        if self.estimate is not None:
+            if not self.estimate.step():
+                self.status = f"estimating {self.estimate.status}"
+                return False
+            _, failed = store_estimates(self.estimate, self.prefs.save_mode)
+            if failed:
+                raise JobFailed(f"No normal map, and estimating one failed: {failed[0]}")
+            self.estimate = None
+            return False
+        obj = bpy.data.objects[self.object_name]
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        if self.surface is None:
+            self.status = "sampling the surface"
+            self.surface = projection.sample_surface(obj, depsgraph, obj.data.uv_layers.active.name,
+                                                     self.resolution)
+        elif len(self.projections) < len(self.views):
+            photo_name, camera_name = self.views[len(self.projections)]
+            self.status = f"projecting '{photo_name}'"
+            self.projections.append(self._project(obj, bpy.data.images[photo_name],
+                                                  bpy.data.objects[camera_name], depsgraph))
+        else:
+            self._store(obj)
+            return True
+        self.done += 1
+        return False
+
+    def _project(self, obj, photo, camera, depsgraph):
+        assert self.surface is not None
+        normal_map, mask = _estimated_maps(photo, self.prefs.convention, camera, depsgraph)
+        colour = images.image_pixels(photo) if self.colour else None
+        if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
+            raise JobFailed(f"'{photo.name}' and its normal map differ in size")
+        return projection.project(self.surface, obj, camera, depsgraph, normal_map, mask, colour)
+
+    def _store(self, obj) -> None:
+        assert self.surface is not None
         uv_name = obj.data.uv_layers.active.name
-        surface = projection.sample_surface(obj, depsgraph, uv_name, self.resolution)
-        projections = []
-        for photo, camera in views:
-            normal_map, mask = _estimated_maps(photo, preferences.get(context).convention, camera, depsgraph)
-            colour = images.image_pixels(photo) if self.colour else None
-            if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
-                raise ValueError(f"'{photo.name}' and its normal map differ in size")
-            projections.append(projection.project(surface, obj, camera, depsgraph,
-                                                  normal_map, mask, colour))
-        normals, coverage, colour = projection.combine(projections, self.blend)
-        normals = projection.grow(normals, surface.covered)
-        stem = obj.name
-        made = images.store_normal_map(f"{stem}_projected_normal", normals)
+        normals, coverage, colour = projection.combine(self.projections, self.blend)
+        normals = projection.grow(normals, self.surface.covered)
+        made = images.store_normal_map(f"{obj.name}_projected_normal", normals)
         material = _material(obj)
         materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
         if colour is not None:
-            rgba = np.dstack([projection.grow(colour, surface.covered), coverage])
-            materials.apply_base_colour(material, images.store_colour(f"{stem}_projected_colour", rgba), uv_map=uv_name)
-        return made
+            rgba = np.dstack([projection.grow(colour, self.surface.covered), coverage])
+            materials.apply_base_colour(material, images.store_colour(f"{obj.name}_projected_colour", rgba),
+                                        uv_map=uv_name)
+        self.made, self.material = made.name, material.name
+
+    def cancel(self) -> None:
+        if self.estimate is not None:
+            self.estimate.cancel()
 
 
 def _estimated_maps(photo: bpy.types.Image, convention: str, camera: bpy.types.Object, depsgraph):
-    """The photo's unit normals (OpenGL) in the camera's space and its face mask, estimating them
-    if missing."""
-    stem = os.path.splitext(photo.name)[0]
-    normal_image = bpy.data.images.get(f"{stem}_normal")
-    if normal_image is None:
-        try:
-            bpy.ops.face_normals.estimate(source="ACTIVE", image_name=photo.name)
-        except RuntimeError as error:
-            raise ValueError(f"No normal map for '{photo.name}' and estimating one failed: "
-                             f"{str(error).replace('Error: ', '').strip()}") from None
-        normal_image = bpy.data.images[f"{stem}_normal"]
-    normals = images.image_pixels(normal_image) * 2 - 1
+    """The photo's unit normals (OpenGL) in the camera's space and its face mask."""
+    normal_image = bpy.data.images[images.derived_name(photo.name, "normal")]
+    normals: np.ndarray = images.image_pixels(normal_image) * 2 - 1
     if convention == "DIRECTX":
         normals[..., 1] *= -1
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-6)
     normals = projection.view_to_camera(normals, images.view_centres(normal_image), camera, depsgraph)
-    mask_image = bpy.data.images.get(f"{stem}_mask")
+    mask_image = bpy.data.images.get(images.derived_name(photo.name, "mask"))
     mask = None if mask_image is None else images.image_pixels(mask_image)[..., 0]
     if mask is not None and mask.shape != normals.shape[:2]:
         mask = None

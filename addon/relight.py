@@ -9,7 +9,6 @@ photos larger than the GPU's textures."""
 from __future__ import annotations
 
 import math
-import os
 
 import bpy
 import numpy as np
@@ -83,11 +82,10 @@ def _resized(array: np.ndarray, height: int, width: int) -> np.ndarray:
 def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight, max_side: int = 0):
     """(photo sRGB-encoded, normal map encoded, mask or None) as float32 arrays at the photo's size
     (every n-th pixel when max_side is set and the photo is larger)."""
-    stem = os.path.splitext(photo.name)[0]
-    normal_image = settings.normal_map or bpy.data.images.get(f"{stem}_normal")
+    normal_image = settings.normal_map or bpy.data.images.get(images.derived_name(photo.name, "normal"))
     if normal_image is None:
         raise ValueError(f"No normal map for '{photo.name}': estimate one, or pick it in the Relight panel")
-    mask_image = settings.mask or bpy.data.images.get(f"{stem}_mask")
+    mask_image = settings.mask or bpy.data.images.get(images.derived_name(photo.name, "mask"))
     pixels = images.image_pixels(photo)
     if photo.is_float and photo.colorspace_settings.name != "Non-Color":
         pixels = model.linear_to_srgb(pixels)    # float images hold linear light; the model takes sRGB
@@ -114,12 +112,9 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
     image_name: StringProperty(name="Photo", description="Default: the Image Editor's image")
 
     def execute(self, context):
-        photo = images.context_photo(context, self.image_name)
-        if photo is None:
-            self.report({"ERROR"}, "No photo: open one in the Image Editor, or pass image_name")
-            return {"CANCELLED"}
         settings = context.scene.face_normals_relight
         try:
+            photo = images.require_photo(context, self.image_name)
             pixels, normal_map, mask = inputs(photo, settings)
             if bpy.app.background or max(pixels.shape[:2]) > _gpu_texture_limit():
                 relit = model.relight(pixels, normal_map, lighting(settings), mask)
@@ -129,7 +124,7 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        baked = images.store_colour(f"{os.path.splitext(photo.name)[0]}_relit", relit)
+        baked = images.store_colour(images.derived_name(photo.name, "relit"), relit)
         self.report({"INFO"}, f"Baked '{baked.name}'")
         return {"FINISHED"}
 
@@ -176,7 +171,7 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         if context.area is not None:
             context.area.tag_redraw()
         if event.type in {"ESC", "RIGHTMOUSE"}:
-            bpy.types.SpaceImageEditor.draw_handler_remove(self._handle, "WINDOW")
+            self._remove_handler()
             return {"FINISHED"}
         region = context.region
         inside = 0 <= event.mouse_region_x < region.width and 0 <= event.mouse_region_y < region.height
@@ -189,6 +184,16 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
             light.direction = light_at(u, v)
             return {"RUNNING_MODAL"}
         return {"PASS_THROUGH"}
+
+
+    def cancel(self, context):
+        """Blender ends the preview itself (a file is loaded, the window closes)."""
+        self._remove_handler()
+
+    def _remove_handler(self) -> None:
+        if self._handle is not None:
+            bpy.types.SpaceImageEditor.draw_handler_remove(self._handle, "WINDOW")
+            self._handle = None
 
 
 class FACE_NORMALS_OT_relight_light_add(bpy.types.Operator):

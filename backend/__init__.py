@@ -1,2 +1,3 @@
-"""The face-normals backend: estimator, command line, and (later) the ZeroMQ service."""
+"""The face-normals backend: estimator, service, training, command line.  The version number
+below is the one place it is written (pyproject and the add-on's manifest take it from here)."""
 __version__ = "0.1.0"

@@ -6,9 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
-
-
 class _Parser(argparse.ArgumentParser):
     """A usage mistake is one `error:` line and exit status 1, like every other user error."""
 
@@ -134,16 +131,17 @@ def run_train(args: argparse.Namespace) -> int:
     from .estimator.weights import WeightsError
     from .training.facekit import FaceKitError
     from .training.settings import TrainSettings
-    from .training.train import train
+    from .training.train import TrainingDataError, train
 
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
               if getattr(args, f.name) is not None}
     settings = TrainSettings(**{**(SMOKE if args.smoke else {}), **chosen})
+    _log_to_stdout()
     try:
         report = train(Path(args.data), Path(args.output), Path(args.cache), settings,
                        Path(args.photos) if args.photos else None,
                        coarse_from=Path(args.coarse_from) if args.coarse_from else None)
-    except (FaceKitError, WeightsError) as error:
+    except (FaceKitError, WeightsError, TrainingDataError) as error:
         return _fail(str(error))
     print(json.dumps(report["timings_s"]))
     return 0
@@ -178,22 +176,11 @@ def _limit(text: str) -> tuple[str, int]:
 
 
 def _focal_length(text: str) -> float:
-    from .client import frames
+    from .core import frames
     try:
         return frames.check_focal(float(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders replaced by the images directly inside them, sorted."""
-    paths = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths.append(item)
-    return paths
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -203,6 +190,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from .client import ServerError
     from .estimator import ImageError, NoFaceError, WeightsError
     from .estimator.image_io import encode_normals, write_exr, write_mask_png, write_normal_png
+
+    from .core.files import expand_inputs
 
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -312,14 +301,12 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     import dataclasses
-    import logging
 
     from .client.protocol import Limits
     from .estimator import Estimator, WeightsError
     from .server import CurveKeys, Server, ServerStartError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stdout, force=True)
+    _log_to_stdout("%(asctime)s %(levelname)s %(message)s")
 
     if bool(args.curve_secret) != bool(args.curve_clients):
         return _fail("--curve-secret and --curve-clients go together")
@@ -343,6 +330,12 @@ def run_keys(args: argparse.Namespace) -> int:
         return _fail(f"cannot write the keys into {args.folder}: {error.strerror or error}")
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
     return 0
+
+
+def _log_to_stdout(form: str = "%(message)s") -> None:
+    """The library logs (backend.*); a command shows those lines as its output."""
+    import logging
+    logging.basicConfig(level=logging.INFO, format=form, stream=sys.stdout, force=True)
 
 
 def _fail(message: str) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..estimator.networks import count_macs, count_parameters, mirror_averaged
+from ..estimator.networks import FaceNormalNet, count_macs, count_parameters, mirror_averaged
 from ..estimator.weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -84,7 +84,7 @@ class MirrorAveraged(nn.Module):
         return mirror_averaged(self.model, image)
 
 
-def network_table(model: nn.Module, repeats: int) -> list[tuple[str, int, float, float]]:
+def network_table(model: FaceNormalNet, repeats: int) -> list[tuple[str, int, float, float]]:
     image = torch.rand(1, 3, 256, 256)
     with torch.inference_mode():
         exemplar = model.coarse(image)
@@ -97,7 +97,7 @@ def network_table(model: nn.Module, repeats: int) -> list[tuple[str, int, float,
         ]
         table = []
         for name, net, inputs in rows:
-            ms = latency_ms(lambda: net(*inputs), repeats)
+            ms = latency_ms(lambda net=net, inputs=inputs: net(*inputs), repeats)
             table.append((name, count_parameters(net), count_macs(net, *inputs) / 1e9, ms))
     return table
 

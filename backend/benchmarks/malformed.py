@@ -248,8 +248,8 @@ def not_an_image_file(rng):
 def truncated_image_file(rng):
     fmt = ["PNG", "JPEG", "WEBP"][rng.integers(3)]
     data = encoded(rng, fmt)
-    return [header(rng, kind="estimate", frames=[{"encoding": "image"}]), data[:int(len(data) * rng.uniform(0.1, 0.99))]], \
-        {"bad_image"}
+    cut = data[:int(len(data) * rng.uniform(0.1, 0.99))]
+    return [header(rng, kind="estimate", frames=[{"encoding": "image"}]), cut], {"bad_image"}
 
 
 def file_declaring_many_pixels(rng):
@@ -293,7 +293,7 @@ def reply_to(socket, timeout_ms: int) -> dict | None:
 def errors_of(reply: dict) -> set[str]:
     """The error codes in a reply: the whole request's, or each image's in a result."""
     if reply.get("kind") == "error":
-        return {reply.get("code")}
+        return {str(reply.get("code"))}
     if reply.get("kind") == "result":
         return {r.get("code") for r in reply.get("results", []) if not r.get("ok")}
     return set()

@@ -55,7 +55,7 @@ def throughput(address: str, clients: int, requests: int, image: np.ndarray) -> 
     return clients * requests / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
     parser.add_argument("--address", default="tcp://127.0.0.1:5590")
@@ -82,7 +82,7 @@ def main() -> None:
             for side in (256, 1024, 2048):
                 image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
                 total, parts = median_round_trip(
-                    client, lambda: client.submit("estimate", {}, [image]), args.repeats)
+                    client, lambda image=image: client.submit("estimate", {}, [image]), args.repeats)
                 server_side = sum(parts.values())
                 coding = parts.get("decode", 0) + parts.get("encode", 0)
                 transport = max(total - server_side, 0.0)
@@ -106,6 +106,7 @@ def main() -> None:
                   f"{args.mixed} mixed requests (info, ping, 96x96 estimate)")
     finally:
         server.stop()
+    return 0
 
 
 if __name__ == "__main__":

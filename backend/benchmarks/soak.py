@@ -37,7 +37,7 @@ def largest_requests(portrait: np.ndarray) -> list[tuple[str, list, dict]]:
     and the most images per request sharing max_request_pixels."""
     limits = Limits()
     side = int(limits.max_pixels ** 0.5)
-    big = np.asarray(Image.fromarray(portrait).resize((side, side), Image.BICUBIC))
+    big = np.asarray(Image.fromarray(portrait).resize((side, side), Image.Resampling.BICUBIC))
     jpeg = io.BytesIO()
     Image.fromarray(big).save(jpeg, format="JPEG", quality=90)
     small_side = int((limits.max_request_pixels / limits.max_images) ** 0.5)
@@ -54,10 +54,11 @@ def largest_requests(portrait: np.ndarray) -> list[tuple[str, list, dict]]:
 
 def soak(address: str, pid: int, requests: int, portrait: np.ndarray) -> dict:
     rng = np.random.default_rng(0)
-    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
     raw.connect(address)
-    replies, unanswered, samples = collections.Counter(), 0, []
+    replies: collections.Counter[str] = collections.Counter()
+    unanswered, samples = 0, []
     small = np.asarray(Image.fromarray(portrait).resize((96, 96)))
     face = np.asarray(Image.fromarray(portrait).resize((256, 256)))
     with Client(address, timeout=30) as client:
@@ -72,7 +73,7 @@ def soak(address: str, pid: int, requests: int, portrait: np.ndarray) -> dict:
                 if header is None:
                     unanswered += 1
                 else:
-                    replies[header.get("code") or header.get("kind")] += 1
+                    replies[str(header.get("code") or header.get("kind"))] += 1
                 continue
             if roll < 0.55:     # an estimate given up on mid-way, as Esc does
                 request = client.submit("estimate", {"detect": False}, [face] * 4)

@@ -15,11 +15,12 @@ import itertools
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import zmq
 import zmq.auth
 
+from ..core.encoding import mask_from_uint8
 from . import protocol
 
 
@@ -55,9 +56,9 @@ class Request:
         return self.state != "pending"
 
     def result(self) -> protocol.Message:
-        if self.state == "failed":
+        if self.state == "failed" and self.error is not None:
             raise self.error
-        if self.state != "done":
+        if self.state != "done" or self.reply is None:
             raise RuntimeError("the request has not finished")
         return self.reply
 
@@ -126,7 +127,7 @@ class Client:
             self.abandon(request)
         self.socket.close(linger=200)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -153,7 +154,7 @@ class Client:
                 message = protocol.decode(frames)
             except protocol.ProtocolError:
                 continue   # not ours to answer; a broken reply must not stop the others
-            request = self.pending.get(message.id)
+            request = self.pending.get(message.id or "")
             if request is None:
                 continue   # a reply to a request we gave up on
             if message.kind == "heartbeat":
@@ -202,7 +203,7 @@ class Client:
                 continue
             del batch.running[index]
             if request.state == "done":
-                [batch.results[index]] = unpack_estimate(request.reply, batch.options.mask)
+                [batch.results[index]] = unpack_estimate(request.result(), batch.options.mask)
             elif isinstance(request.error, ServerUnavailable):   # no point sending the rest
                 self.abandon(batch)
                 batch.error = request.error
@@ -293,15 +294,15 @@ def _load_curve(server_public_key, client_keys) -> tuple[bytes, bytes, bytes]:
     return server_public, public, secret
 
 
-def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict]:
+def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict[str, Any]]:
     payloads = iter(reply.payloads)
-    out = []
+    out: list[dict[str, Any]] = []
     for result in reply.header["results"]:
         if not result["ok"]:
             out.append({"error": ServerError(result["code"], result["message"])})
             continue
         normals = protocol.unpack_normals(next(payloads))
-        face_mask = next(payloads).astype(np.float32) / 255 if mask else None
+        face_mask = mask_from_uint8(next(payloads)) if mask else None
         out.append({"normals": normals, "mask": face_mask, "faces": result["faces"],
                     "centres": result["centres"], "camera_space": result["camera_space"],
                     "timings": result["timings"]})

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
+from ..core.state import STATE_FOLDER
 from . import protocol
-from .client import Client, ServerError
+from .client import Client, Request, ServerError
 
-
-STATE_FOLDER = Path.home() / ".cache" / "face-normals" / "servers"
 
 
 def running_servers(folder: str | Path = STATE_FOLDER) -> list[dict]:
@@ -48,8 +48,8 @@ class ServerProcess:
         self.log_path = Path(log_path) if log_path else None
         self.process: subprocess.Popen | None = None
         self._client: Client | None = None
-        self._probe = None
-        self._log = None
+        self._probe: Request | None = None
+        self._log: IO[bytes] | int | None = None
 
     def start(self, *, cwd: str | Path | None = None, env: dict | None = None) -> None:
         """Launch the process and return at once; `ready()` / `wait_ready()` tell when it answers."""
@@ -67,7 +67,7 @@ class ServerProcess:
     def ready(self) -> dict | None:
         """Non-blocking: the server's info once it answers, else None.  Raises ServerError if the
         process has exited."""
-        if not self.running:
+        if not self.running or self._client is None:
             raise ServerError("unavailable", f"the server process exited (code "
                                              f"{self.process.returncode if self.process else '?'})"
                                              + self._log_tail())
@@ -75,7 +75,7 @@ class ServerProcess:
             self._probe = self._client.submit("info")
         self._client.step()
         if self._probe.state == "done":
-            return self._probe.reply.header
+            return self._probe.result().header
         return None
 
     def wait_ready(self, timeout: float = 120.0) -> dict:
@@ -89,22 +89,42 @@ class ServerProcess:
         raise ServerError("unavailable", f"the server did not answer within {timeout:.0f} s" + self._log_tail())
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM (the server answers or cancels what it holds), then SIGKILL after `timeout`."""
+        """Blocking: `terminate()`, wait, and SIGKILL after `timeout`."""
+        if not self.terminate() or self.process is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() > deadline:
+                self.kill()
+            time.sleep(0.02)
+        return self.process.returncode
+
+    def terminate(self) -> bool:
+        """Non-blocking: SIGTERM (the server answers or cancels what it holds, then exits; see
+        `exited()`).  False when no process was started."""
         if self._client is not None:
             self._client.close()
             self._client = None
         if self.process is None:
-            return None
+            return False
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self._log not in (None, subprocess.DEVNULL):
+        return True
+
+    def exited(self) -> bool:
+        """Non-blocking: has the process ended?  (Its log is closed once it has.)"""
+        if self.process is None:
+            return True
+        if self.process.poll() is None:
+            return False
+        if self._log is not None and not isinstance(self._log, int):   # not DEVNULL
             self._log.close()
-        return self.process.returncode
+        self._log = None
+        return True
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def _log_tail(self, lines: int = 5) -> str:
         if self.log_path is None or not self.log_path.exists():

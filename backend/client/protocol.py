@@ -48,10 +48,12 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .frames import check_focal
+from ..core.encoding import normals_from_uint16, normals_to_uint16
+from ..core.frames import check_focal
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
@@ -99,7 +101,7 @@ class EstimateOptions:
     NORMALS_DTYPES = ("float16", "uint16")
 
     @classmethod
-    def parse(cls, options: dict) -> "EstimateOptions":
+    def parse(cls, options: dict) -> EstimateOptions:
         """Strictly checked options from a request (ProtocolError 'bad_message' otherwise)."""
         _check_names(options, [f.name for f in dataclasses.fields(cls)], "estimate")
         chosen = {}
@@ -155,9 +157,10 @@ class Message:
         return self.header.get("options", {})
 
 
-def encode(header: dict, payloads: list | tuple = ()) -> list[bytes]:
+def encode(header: dict, payloads: list | tuple = ()) -> list[bytes | memoryview]:
     """A message's frames: the JSON header (with a description of each payload) and the payloads."""
-    described, frames = [], []
+    described: list[dict[str, Any]] = []
+    frames: list[bytes | memoryview] = []
     for payload in payloads:
         if isinstance(payload, (bytes, bytearray, memoryview)):
             described.append({"encoding": "image"})
@@ -342,7 +345,7 @@ def error_header(request_id: str | None, code: str, message: str) -> dict:
 def pack_normals(normals: np.ndarray, dtype: str) -> np.ndarray:
     """Float normals -> what goes on the wire (float16 vectors, or uint16 n * 0.5 + 0.5)."""
     if dtype == "uint16":
-        return np.round((np.clip(normals, -1, 1) * 0.5 + 0.5) * 65535).astype(np.uint16)
+        return normals_to_uint16(normals)
     if dtype == "float16":
         return normals.astype(np.float16, copy=False)
     raise ProtocolError("bad_message", f"normals_dtype {dtype!r} is not float16 or uint16")
@@ -350,5 +353,5 @@ def pack_normals(normals: np.ndarray, dtype: str) -> np.ndarray:
 
 def unpack_normals(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535 * 2 - 1
+        return normals_from_uint16(array)
     return array.astype(np.float32)

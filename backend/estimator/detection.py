@@ -27,12 +27,12 @@ class FaceBox:
     def area(self) -> float:
         return self.width * self.height
 
-    def intersection(self, other: "FaceBox") -> float:
+    def intersection(self, other: FaceBox) -> float:
         w = min(self.x + self.width, other.x + other.width) - max(self.x, other.x)
         h = min(self.y + self.height, other.y + other.height) - max(self.y, other.y)
         return max(w, 0) * max(h, 0)
 
-    def iou(self, other: "FaceBox") -> float:
+    def iou(self, other: FaceBox) -> float:
         inter = self.intersection(other)
         return inter / (self.area + other.area - inter)
 
@@ -40,7 +40,7 @@ class FaceBox:
 class FaceDetector:
     def __init__(self, *, min_face_fraction: float = 0.06, min_neighbours: int = 5,
                  scale_step: float = 1.15):
-        folder = cv2.data.haarcascades
+        folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in cv2's stubs
         self.frontal = cv2.CascadeClassifier(folder + "haarcascade_frontalface_alt2.xml")
         self.profile = cv2.CascadeClassifier(folder + "haarcascade_profileface.xml")
         if self.frontal.empty() or self.profile.empty():

@@ -3,7 +3,7 @@
 A crop is an axis-aligned square of the photo scaled to the network's size, so its normals need no
 rotation on the way back (the crop only translates and scales the image).  They are relative to
 the line of sight to the crop's centre; with the camera's focal length the pipeline turns them into
-camera space (client/frames.py)."""
+camera space (core/frames.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -82,14 +82,13 @@ def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, w
     y_stop = min(height, math.ceil(crop.y0 + crop.side))
     size = (max(x_stop - x_start, 0), max(y_stop - y_start, 0))
     # patch pixel (i, j) is photo pixel (x_start + i, y_start + j)
-    to_crop = crop.affine_to(normals.shape[0]) @ np.array(
+    to_crop: np.ndarray = crop.affine_to(normals.shape[0]) @ np.array(
         [[1, 0, x_start], [0, 1, y_start], [0, 0, 1]], np.float64)
     # Replicating the border keeps the window's outermost half pixel valid; beyond the window the
     # mask is then cut to zero, so nothing outside the crop is claimed.
-    warp = dict(dsize=size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_REPLICATE)
-    patch_normals = cv2.warpAffine(normals, to_crop, **warp).reshape(size[1], size[0], 3)
-    patch_mask = cv2.warpAffine(mask, to_crop, **warp).reshape(size[1], size[0])
+    flags, border = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, cv2.BORDER_REPLICATE
+    patch_normals = cv2.warpAffine(normals, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0], 3)
+    patch_mask = cv2.warpAffine(mask, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0])
     ys, xs = np.arange(y_start, y_stop) + 0.5, np.arange(x_start, x_stop) + 0.5
     patch_mask[(ys < crop.y0) | (ys > crop.y0 + crop.side)] = 0
     patch_mask[:, (xs < crop.x0) | (xs > crop.x0 + crop.side)] = 0

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..client.protocol import ProtocolError, check_image_size
+from ..core.encoding import mask_to_uint8, normals_from_uint16, normals_to_uint16
 
 # OpenCV reads this switch when it first touches EXR, so it must be set before then.  Only our
 # writer uses EXR: inputs are identified by Pillow first, which does not accept EXR files.
@@ -209,12 +210,11 @@ def encode_normals(normals: np.ndarray, convention: str = "opengl") -> np.ndarra
 
 def write_normal_png(path: str | os.PathLike, normals: np.ndarray) -> None:
     """16-bit RGB PNG with value = n * 0.5 + 0.5."""
-    coded = np.round((np.clip(normals, -1, 1) * 0.5 + 0.5) * 65535).astype(np.uint16)
-    _write(path, coded[..., ::-1])
+    _write(path, normals_to_uint16(normals)[..., ::-1])
 
 
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
-    _write(path, np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8))
+    _write(path, mask_to_uint8(mask))
 
 
 def write_exr(path: str | os.PathLike, normals: np.ndarray) -> None:
@@ -227,7 +227,7 @@ def read_normal_png(path: str | os.PathLike) -> np.ndarray:
     coded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if coded is None or coded.dtype != np.uint16 or coded.ndim != 3:
         raise ImageError(f"{path}: not a 16-bit RGB normal map")
-    return coded[..., ::-1].astype(np.float32) / 65535 * 2 - 1
+    return normals_from_uint16(coded[..., ::-1])
 
 
 def _write(path: str | os.PathLike, pixels: np.ndarray) -> None:

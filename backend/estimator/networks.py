@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,12 +39,12 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model settings: {sorted(unknown)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**fixed)
 
 
@@ -109,7 +110,7 @@ class BottleneckAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        position = self.position
+        position: torch.Tensor = self.position
         if position.shape[-2:] != (h, w):
             position = F.interpolate(position, size=(h, w), mode="bilinear", align_corners=False)
         tokens = (x + position).flatten(2).transpose(1, 2)
@@ -187,11 +188,6 @@ class FaceNormalNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.refine(image, self.coarse(image))
-
-    def forward_both(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(exemplar, fine): training supervises both."""
-        exemplar = self.coarse(image)
-        return exemplar, self.refine(image, exemplar)
 
 
 def mirrored_normals(normals: torch.Tensor) -> torch.Tensor:

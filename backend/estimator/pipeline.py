@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..client import frames
+from ..core import frames
 from . import geometry
 from .detection import FaceBox, FaceDetector
 from .image_io import MAX_PIXELS, read_image
@@ -30,7 +30,7 @@ class NoFaceError(ValueError):
 class NormalMap:
     normals: np.ndarray          # (H, W, 3) float32 unit vectors, OpenGL convention: camera space
                                  # when the focal length was given, else each face's relative to
-                                 # the line of sight to its centre (client/frames.py)
+                                 # the line of sight to its centre (core/frames.py)
     mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
     faces: list[FaceBox]         # the detected boxes (empty when detection was skipped)
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
@@ -94,7 +94,7 @@ class Estimator:
     # The three steps of `estimate`, apart, so that a server can run the crops of several
     # requests through the network together.
     def prepare(self, image: np.ndarray, *, detect: bool = True,
-                focal_35mm: float | None = None) -> "Job":
+                focal_35mm: float | None = None) -> Job:
         """Find the faces and cut their crops (raises NoFaceError)."""
         height, width = image.shape[:2]
         start = time.perf_counter()
@@ -111,7 +111,7 @@ class Estimator:
         return Job((height, width), detect, faces, crops, pixels,
                    {"detect": time.perf_counter() - start}, focal_35mm)
 
-    def finish(self, job: "Job", crop_normals: np.ndarray) -> NormalMap:
+    def finish(self, job: Job, crop_normals: np.ndarray) -> NormalMap:
         """Paste the crops' normals back into a full-size map with the face mask."""
         start = time.perf_counter()
         height, width = job.shape
@@ -121,8 +121,8 @@ class Estimator:
         if job.focal_35mm is not None:
             focal = frames.focal_pixels(job.focal_35mm, width, height)
             principal = (width / 2, height / 2)
-            crop_normals = [n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
-                            for n, c in zip(crop_normals, centres)]
+            crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
+                                     for n, c in zip(crop_normals, centres)])
         patches = [geometry.paste_back(n, crop_mask, crop, height, width)
                    for n, crop in zip(crop_normals, job.windows)]
         normals, mask = geometry.composite(patches, height, width)

@@ -33,7 +33,8 @@ def read_metadata(path: str | Path) -> tuple[ModelConfig, dict]:
     """(architecture, provenance) of a weights file, without loading its tensors."""
     path = Path(path)
     if not path.is_file():
-        hint = " (the shipped weights are missing from this install: reinstall, or pass --weights)" if path == DEFAULT_WEIGHTS else ""
+        hint = (" (the shipped weights are missing from this install: reinstall, or pass --weights)"
+                if path == DEFAULT_WEIGHTS else "")
         raise WeightsError(f"weights file not found: {path}{hint}")
     try:
         with safe_open(str(path), framework="pt") as handle:

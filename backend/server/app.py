@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ import zmq
 
 from .. import __version__
 from ..client import protocol
-from ..client.launcher import STATE_FOLDER
+from ..core.encoding import mask_to_uint8
+from ..core.state import state_file as default_state_file
 from ..client.protocol import EstimateOptions, Limits, ProtocolError
 from ..estimator import Estimator, ImageError, NoFaceError
 from ..estimator.pipeline import Job
@@ -40,7 +42,7 @@ from ..estimator.image_io import ImageTooLarge, encode_normals, image_size, read
 from ..estimator.networks import count_parameters
 from .security import CurveKeys, is_loopback
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MAX_WORKER_DEATHS = 5       # replaced this often, the fault is not in one request: stop
 STALL_SECONDS = 60.0        # a worker silent this long is stuck: heartbeats stop
@@ -117,11 +119,6 @@ class WorkQueue:
             return left
 
 
-def default_state_file(address: str) -> Path:
-    safe = "".join(c if c.isalnum() else "_" for c in address)
-    return STATE_FOLDER / f"{safe}.json"
-
-
 class Server:
     def __init__(self, estimator: Estimator, bind: str = protocol.DEFAULT_ADDRESS, *,
                  curve: CurveKeys | None = None, limits: Limits = Limits(), max_batch: int = 8,
@@ -152,7 +149,7 @@ class Server:
                 raise ServerStartError(f"{bind} is already in use: is another server running? "
                                        f"(see {self.state_file})") from None
             raise ServerStartError(f"cannot bind {bind}: {error}") from None
-        self.address = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.results = self.context.socket(zmq.PULL)
         self.results.bind(f"inproc://results-{id(self)}")
         self.queue = WorkQueue()
@@ -162,7 +159,7 @@ class Server:
         self.cancelled: set[tuple[bytes, str]] = set()
         self.in_work: list[Work] = []          # the worker's current batch
         self.worker_beat = time.monotonic()    # when the worker last moved
-        self.worker: threading.Thread | None = None
+        self.worker = threading.Thread()       # replaced by a running one in serve_forever
         self.worker_deaths = 0
         self.dropped_crops = 0                 # of cancelled requests, never put through the network
         self.stopping = threading.Event()
@@ -177,7 +174,7 @@ class Server:
                 signal.signal(signum, lambda *_: self.stopping.set())
         self._start_worker()
         self._write_state()
-        log.info("serving on %s (device %s, protocol %d); state file %s", self.address,
+        logger.info("serving on %s (device %s, protocol %d); state file %s", self.address,
                  self.estimator.device, protocol.PROTOCOL_VERSION, self.state_file)
         last_request = time.monotonic()
         try:
@@ -195,7 +192,7 @@ class Server:
                 self._heartbeats()
                 if (self.idle_timeout and not self.outstanding
                         and time.monotonic() - last_request > self.idle_timeout):
-                    log.info("idle for %.0f s: stopping", self.idle_timeout)
+                    logger.info("idle for %.0f s: stopping", self.idle_timeout)
                     break
             self._drain()
         finally:
@@ -253,10 +250,10 @@ class Server:
             self._answer_error(work, "internal", "the estimator failed on this request; it was "
                                                  "restarted, try again")
         if self.worker_deaths >= MAX_WORKER_DEATHS:
-            log.error("the estimator worker died %d times: stopping the server", self.worker_deaths)
+            logger.error("the estimator worker died %d times: stopping the server", self.worker_deaths)
             self.stopping.set()
             return
-        log.error("the estimator worker died (%d of %d allowed): restarted", self.worker_deaths,
+        logger.error("the estimator worker died (%d of %d allowed): restarted", self.worker_deaths,
                   MAX_WORKER_DEATHS - 1)
         self._start_worker()
 
@@ -286,7 +283,7 @@ class Server:
         except ProtocolError as error:
             self._send(client, protocol.error_header(_salvage_id(frames), error.code, str(error)))
         except Exception as error:   # a bug must cost one request, not the server
-            log.exception("failed to handle a request")
+            logger.exception("failed to handle a request")
             self._send(client, protocol.error_header(
                 _salvage_id(frames), "internal", f"{type(error).__name__}: {error}"))
 
@@ -305,10 +302,11 @@ class Server:
     def _accept_estimate(self, client: bytes, message: protocol.Message) -> None:
         if self.stopping.is_set():
             raise ProtocolError("shutting_down", "the server is shutting down")
-        key = (client, message.id)
+        request_id: str = message.header["id"]       # parse_request made sure of both
+        options: EstimateOptions = message.header["options"]
+        key = (client, request_id)
         if key in self.outstanding:
-            raise ProtocolError("bad_message", f"request id {message.id!r} is already in use")
-        options = message.options
+            raise ProtocolError("bad_message", f"request id {request_id!r} is already in use")
         pixels = [self._pixels(payload) for payload in message.payloads]
         protocol.check_request_size(pixels, self.limits, options)
         size = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in message.payloads)
@@ -322,8 +320,7 @@ class Server:
                                         f"waiting, {mine} of them yours): try again in a moment")
         self.outstanding[key] = time.monotonic()
         self.held_bytes[key] = size
-        self.queue.put(Work(client, message.id, options, message.payloads, sum(pixels),
-                            time.monotonic()))
+        self.queue.put(Work(client, request_id, options, message.payloads, sum(pixels), time.monotonic()))
 
     def _pixels(self, payload) -> int:
         """An image's pixel count before anything is decoded (too_large over the limit); an
@@ -398,7 +395,7 @@ class Server:
                 try:
                     self._estimate(batch, out)
                 except Exception as error:   # answer the batch; the worker goes on
-                    log.exception("estimating a batch failed")
+                    logger.exception("estimating a batch failed")
                     for work in batch:
                         header = protocol.error_header(work.request_id, "internal",
                                                        f"{type(error).__name__}: {error}")
@@ -439,7 +436,7 @@ class Server:
                 wire = torch.from_numpy(wire).half().numpy()
             payloads.append(protocol.pack_normals(wire, options.normals_dtype))
             if options.mask:
-                payloads.append(np.round(done.mask * 255).astype(np.uint8))
+                payloads.append(mask_to_uint8(done.mask))
             done.timings["encode"] = time.perf_counter() - start
             results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
                             "centres": [list(c) for c in done.centres],
@@ -460,7 +457,7 @@ class Server:
                       "seconds": time.monotonic() - work.received}
             out.send_multipart([work.client, *protocol.encode(header, payloads)], copy=False)
 
-    def _network_pass(self, jobs: list[tuple[Work, Job]]) -> dict[int, np.ndarray]:
+    def _network_pass(self, jobs: list[tuple[Work, Job]]) -> dict[int, Any]:
         """Every job's crops through the network, max_batch crops at a time; the crops of a
         request cancelled meanwhile are skipped (and counted in `dropped_crops`)."""
         crops = [(work, job, index) for work, job in jobs for index in range(len(job.crops))]
@@ -503,7 +500,7 @@ class Server:
         except NoFaceError as error:
             return ProtocolError("no_face", str(error))
         except Exception as error:  # the server must keep serving whatever one image does
-            log.exception("preparing an image failed")
+            logger.exception("preparing an image failed")
             return ProtocolError("internal", f"{type(error).__name__}: {error}")
 
     def _is_cancelled(self, work: Work) -> bool:

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..estimator.networks import mirrored_normals
 from .facekit import FaceKit
-from .synthetic import FaceRenderer
+from .synthetic import RENDER_VERSION, FaceRenderer
 
 FILES = ("images", "normals", "masks")
 _renderer: FaceRenderer | None = None
@@ -28,6 +28,7 @@ def _start_worker(data: str, size: int) -> None:
 
 
 def _render(seed: int):
+    assert _renderer is not None, "_start_worker runs first in each worker"
     sample = _renderer.training_sample(seed)
     image = np.round(sample.image * 255).astype(np.uint8)
     normals = np.round(sample.normals * 32767).astype(np.int16)
@@ -40,7 +41,7 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
     """Render training pairs for seeds first_seed .. first_seed+count-1 into folder (reused when a
     complete cache with the same settings is there already)."""
     folder = Path(folder)
-    settings = {"count": count, "size": size, "first_seed": first_seed, "version": 5}
+    settings = {"count": count, "size": size, "first_seed": first_seed, "version": RENDER_VERSION}
     meta = folder / "meta.json"
     if meta.is_file() and json.loads(meta.read_text()) == settings:
         return folder

@@ -71,7 +71,7 @@ def main() -> None:
     try:
         rows = error_budget(Path(args.data), args.people)
     except FaceKitError as error:
-        raise SystemExit(f"error: {error}")
+        raise SystemExit(f"error: {error}") from None
     print(f"{args.people} held-out test people, 256x256, degrees over the face mask")
     print(f"{'withheld':<36}{'mean':>7}{'median':>8}")
     for row in rows:

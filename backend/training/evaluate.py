@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -105,13 +105,13 @@ def save_contact_sheet(shown, path: Path, max_degrees: float = 30.0) -> None:
     """One row per face: image | truth | prediction | error (0 to 30 degrees, blue to red)."""
     rows = []
     for sample, pred, error in shown:
-        heat = cv2.applyColorMap(np.uint8(np.clip(error / max_degrees, 0, 1) * 255), cv2.COLORMAP_JET)
+        heat = cv2.applyColorMap((np.clip(error / max_degrees, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
         heat = heat[..., ::-1].astype(np.float32) / 255 * sample.mask[..., None]
         tiles = [sample.image, sample.normals * 0.5 + 0.5, pred * 0.5 + 0.5, heat]
         rows.append(np.concatenate(tiles, axis=1))
     sheet = np.concatenate(rows, axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.uint8(np.clip(sheet, 0, 1)[..., ::-1] * 255))
+    cv2.imwrite(str(path), (np.clip(sheet, 0, 1)[..., ::-1] * 255).astype(np.uint8))
 
 
 def format_table(report: Report) -> str:

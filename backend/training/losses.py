@@ -20,7 +20,7 @@ def angular(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torc
 def gradient(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 between the normals' spatial differences: rewards detail in the right places, and is
     counted only where both pixels of a difference lie inside the mask."""
-    total = 0.0
+    total = torch.zeros(())
     for dim in (-1, -2):
         d_pred, d_truth = torch.diff(pred, dim=dim), torch.diff(truth, dim=dim)
         both = mask.narrow(dim, 0, mask.shape[dim] - 1) * mask.narrow(dim, 1, mask.shape[dim] - 1)
@@ -40,7 +40,7 @@ def edge_aware_smoothness(normals: torch.Tensor, image: torch.Tensor, sharpness:
     """Unpaired photos: where the image is smooth the normals should be too (skin is smooth where
     its shading is); image edges may carry normal detail."""
     gray = image.mean(1, keepdim=True)
-    total = 0.0
+    total = torch.zeros(())
     for dim in (-1, -2):
         d_normals = torch.diff(normals, dim=dim).abs().sum(1, keepdim=True)
         d_image = torch.diff(gray, dim=dim).abs()

@@ -22,13 +22,23 @@ import math
 import cv2
 import numpy as np
 
-from ..client import frames
+from shaders.relight import sh_irradiance
+
+from ..core import frames
 from .facekit import FaceKit, Person, held_out_person, training_person
 from .rasterize import rasterize
 
 UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
 FACE_HEIGHT_CM = 18.0  # chin to hairline of the mean head: sets how much of the crop a face fills
 FACE_CENTRE = np.array([0.0, 1.5, 9.0], np.float32)  # of the neutral head, cm
+RENDER_VERSION = 5     # bump when renders change: the training cache (dataset.py) keys on it
+
+# The head model's 68 landmarks (iBUG numbering, facekit.landmark_vertices), by what they mark
+JAW_RIGHT, CHIN, JAW_LEFT, LOWER_LIP = 4, 8, 12, 57      # right/left: the subject's
+BROWS = slice(17, 27)
+RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+EYES = slice(36, 48)
+INNER_EYE_CORNERS = [39, 42]
 
 
 @dataclasses.dataclass
@@ -53,7 +63,7 @@ class View:
         return np.array([*np.tan(self.off_axis) * self.distance, -self.distance], np.float32)
 
     def to_view_space(self) -> np.ndarray:
-        """(3, 3) R with camera-space normals @ R = view-space normals (client/frames.py: the
+        """(3, 3) R with camera-space normals @ R = view-space normals (core/frames.py: the
         shortest turn that takes +z to the direction from the face to the camera)."""
         return frames.turn_from_z(unit(-self.face_centre())).astype(np.float32)
 
@@ -126,7 +136,7 @@ def _uv_points(uv: np.ndarray, size: int = UV_SIZE) -> np.ndarray:
 
 def _draw_curve(canvas: np.ndarray, points: np.ndarray, value: float, thickness: int) -> None:
     pts = np.round(_uv_points(points, canvas.shape[0]) * 16).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(canvas, [pts], False, value, thickness, cv2.LINE_AA, shift=4)
+    cv2.polylines(canvas, [pts], False, value, thickness, cv2.LINE_AA, shift=4)  # type: ignore[call-overload]
 
 
 def angles_from_gaze(shell: np.ndarray) -> np.ndarray:
@@ -288,7 +298,7 @@ class FaceRenderer:
             u = rng.uniform(*sorted((lm[48, 0] + 0.02, lm[54, 0] - 0.02)))
             v = rng.choice([lm[51, 1], lm[57, 1]]) + rng.uniform(-0.01, 0.01)
             _draw_curve(creases, np.array([[u, v - 0.012], [u, v + 0.012]]), 0.3, 1)
-        creases = cv2.GaussianBlur(creases, (0, 0), 1.2)
+        creases = cv2.GaussianBlur(creases, (0, 0), 1.2)  # type: ignore[assignment]
         height -= creases * rng.uniform(0.03, 0.08)          # creases are grooves, up to ~0.8 mm
         # ears: folds on the outer tile edges
         ears = n.sample(rng, 3, shape) * 0.03
@@ -388,7 +398,7 @@ class FaceRenderer:
         sh[0] = base * tint
         sh[1:4] = rng.normal(0, 0.35, (3, 1)) * base * tint * rng.uniform(0, 1)
         sh[4:] = rng.normal(0, 0.12, (5, 1)) * base * tint
-        irradiance = np.clip(_sh_irradiance(normals, sh), 0, None)
+        irradiance = np.clip(sh_irradiance(normals, sh), 0, None)
         view = unit(-position, 1e-6)
         specular = np.zeros((s, s, 3), np.float32)
         for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3])):
@@ -429,9 +439,9 @@ class FaceRenderer:
             grow = int(rng.integers(3, 25))
             halo = cv2.dilate(silhouette, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
             halo = halo.astype(bool) & ~covered
-            eye_level = landmarks[36:48, 1].mean()
+            eye_level = landmarks[EYES, 1].mean()
             rows = np.arange(s)[:, None]
-            halo &= rows < eye_level + rng.uniform(-0.3, 0.6) * abs(landmarks[8, 1] - eye_level)
+            halo &= rows < eye_level + rng.uniform(-0.3, 0.6) * abs(landmarks[CHIN, 1] - eye_level)
             colour = np.exp(rng.normal(math.log(0.03), 1.0)) * np.array([1.0, 0.7, 0.5])
             strands = np.clip(0.7 + 0.5 * self.noise.sample(rng, "strands", (s, s)), 0.1, 1.5)
             image[halo] = (colour * strands[halo, None]).astype(np.float32)
@@ -440,7 +450,7 @@ class FaceRenderer:
         if rng.random() < 0.25:  # loose hair strands over the face
             colour = np.exp(rng.normal(math.log(0.03), 1.0)) * np.array([1.0, 0.7, 0.5])
             for _ in range(rng.integers(5, 60)):
-                start = landmarks[rng.integers(17, 27)] + rng.normal(0, 8, 2) - np.array([0, 20])
+                start = landmarks[rng.integers(BROWS.start, BROWS.stop)] + rng.normal(0, 8, 2) - np.array([0, 20])
                 bend = start + rng.normal(0, 25, 2) + np.array([0, 30])
                 end = bend + rng.normal(0, 25, 2) + np.array([0, 30])
                 pts = np.round(_bezier(start, bend, end) * 16).astype(np.int32).reshape(-1, 1, 2)
@@ -449,17 +459,17 @@ class FaceRenderer:
         if rng.random() < 0.15:  # glasses
             thickness = int(rng.integers(1, 4))
             frame = rng.uniform(0, 0.3, 3)
-            for eye in (landmarks[36:42], landmarks[42:48]):
+            for eye in (landmarks[RIGHT_EYE], landmarks[LEFT_EYE]):
                 centre, width = eye.mean(0), np.ptp(eye[:, 0])
                 axes = (int(width * rng.uniform(0.8, 1.1)), int(width * rng.uniform(0.55, 0.8)))
                 cv2.ellipse(layer, tuple(np.round(centre).astype(int)), axes, 0, 0, 360, 1.0, thickness,
                             cv2.LINE_AA)
-            bridge = np.round(landmarks[[39, 42]]).astype(int)
+            bridge = np.round(landmarks[INNER_EYE_CORNERS]).astype(int)
             cv2.line(layer, tuple(bridge[0]), tuple(bridge[1]), 1.0, thickness, cv2.LINE_AA)
             colour_layer[layer > 0] = frame
         if rng.random() < 0.08:  # a hand or an object in front of the lower face
             blob = np.zeros((s, s), np.float32)
-            centre = landmarks[rng.choice([8, 4, 12, 57])] + rng.normal(0, 10, 2)
+            centre = landmarks[rng.choice([CHIN, JAW_RIGHT, JAW_LEFT, LOWER_LIP])] + rng.normal(0, 10, 2)
             axes = (int(rng.uniform(15, 45)), int(rng.uniform(25, 60)))
             cv2.ellipse(blob, tuple(np.round(centre).astype(int)), axes, rng.uniform(0, 180), 0, 360, 1.0,
                         -1, cv2.LINE_AA)
@@ -468,16 +478,6 @@ class FaceRenderer:
         image = image * (1 - layer[..., None]) + colour_layer * layer[..., None]
         occluded |= layer > 0.25
         return image, occluded
-
-
-def _sh_irradiance(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
-    """Irradiance from order-2 SH lighting (Ramamoorthi and Hanrahan's convolution)."""
-    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
-    c1, c2, c3, c4, c5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
-    basis = np.stack([np.full_like(x, c4), 2 * c2 * y, 2 * c2 * z, 2 * c2 * x,
-                      2 * c1 * x * y, 2 * c1 * y * z, c3 * z * z - c5, 2 * c1 * x * z,
-                      c1 * (x * x - y * y)], -1)
-    return basis @ sh
 
 
 def _interior(where: np.ndarray) -> np.ndarray:

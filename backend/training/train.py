@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,12 @@ from ..estimator.weights import load_model, save_weights
 from . import augment, losses
 from .dataset import DownsampledPairs, RenderedPairs, build_cache
 from .settings import TrainSettings
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot be used (e.g. no faces in the unpaired photos)."""
 
 
 def learning_rate(step: int, total: int, peak: float) -> float:
@@ -47,7 +55,7 @@ def optimisation_steps(module: torch.nn.Module, data: Dataset, batch_size: int, 
     through shuffled data, with the learning rate of `learning_rate` set for each step."""
     optimizer = torch.optim.AdamW(module.parameters(), peak, weight_decay=1e-4)
     loader = DataLoader(data, batch_size, shuffle=True, drop_last=True)
-    batches = iter(())
+    batches: Iterator = iter(())
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, peak)
@@ -71,7 +79,8 @@ def as_float_normals(normals: torch.Tensor) -> torch.Tensor:
 
 class Log:
     def __init__(self, path: Path):
-        self.path, self.rows, self.start = path, [], time.perf_counter()
+        self.path, self.start = path, time.perf_counter()
+        self.rows: list[dict] = []
         path.write_text("")
 
     def __call__(self, **row) -> None:
@@ -80,8 +89,8 @@ class Log:
         with self.path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         if row.get("step", 0) % 50 == 0 or row.get("final"):
-            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in row.items()), flush=True)
+            logger.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in row.items()))
 
 
 def train_coarse(model: FaceNormalNet, data: DownsampledPairs, settings: TrainSettings, log: Log,
@@ -160,7 +169,7 @@ def augment_photos(photos: torch.Tensor, count: int) -> torch.Tensor:
 
 def load_photo_crops(folder: Path, size: int) -> torch.Tensor:
     """Face crops, as the pipeline would cut them, from every photo in a folder."""
-    from ..cli import expand_inputs
+    from ..core.files import expand_inputs
     from ..estimator import geometry
     from ..estimator.detection import FaceDetector
     from ..estimator.image_io import ImageError, read_image
@@ -170,13 +179,13 @@ def load_photo_crops(folder: Path, size: int) -> torch.Tensor:
         try:
             image = read_image(path)
         except ImageError as error:
-            print(f"skipping {error}", file=sys.stderr)
+            logger.warning("skipping %s", error)
             continue
         for face in detector.detect(image):
             crops.append(geometry.cut_crop(image, geometry.crop_for_face(face), size))
     if not crops:
-        raise SystemExit(f"error: no faces found in the photos of {folder}")
-    print(f"unpaired path: {len(crops)} face crops from {folder}")
+        raise TrainingDataError(f"no faces found in the photos of {folder}")
+    logger.info("unpaired path: %d face crops from %s", len(crops), folder)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
 
 
@@ -222,7 +231,7 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
 
     start = time.perf_counter()
     build_cache(data, cache, settings.samples, size=config.input_size,
-                progress=lambda i, n: print(f"rendered {i}/{n}", flush=True) if i % 500 == 0 else None)
+                progress=lambda i, n: logger.info("rendered %d/%d", i, n) if i % 500 == 0 else None)
     timings["render"] = time.perf_counter() - start
     everything = RenderedPairs(cache)
     rags = None   # the coarse network's set, held in memory at the side it works at
@@ -232,11 +241,12 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
     real = load_photo_crops(photos, config.input_size) if photos else None
 
     # channels-last convolutions train ~20% faster on the CPU; the weights are saved contiguous.
-    model = build_model(config).to(memory_format=torch.channels_last)
+    model = build_model(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     start = time.perf_counter()
     if source is not None:
         model.coarse.load_state_dict(source.coarse.state_dict())
     else:
+        assert rags is not None
         train_coarse(model, rags, settings, log, "coarse")
     timings["coarse"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -251,8 +261,10 @@ def train(data: Path, output: Path, cache: Path, settings: TrainSettings, photos
     save_weights(model.eval(), output.with_suffix(".safetensors"), provenance=report)
 
     if settings.ablation and coarse_from is None:
-        plain = build_model(dataclasses.replace(config, attention_blocks=0)).to(memory_format=torch.channels_last)
+        plain = build_model(dataclasses.replace(config, attention_blocks=0))
+        plain = plain.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         start = time.perf_counter()
+        assert rags is not None
         train_coarse(plain, rags, settings, log, "coarse-no-attention")
         timings["coarse_no_attention"] = time.perf_counter() - start
         report["timings_s"] = {k: round(v) for k, v in timings.items()}

@@ -17,7 +17,8 @@ def extension_zip() -> Path:
     done = subprocess.run([sys.executable, str(ROOT / "addon" / "build.py")], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    return ROOT / "dist" / "face_normals-0.1.0.zip"
+    from backend import __version__
+    return ROOT / "dist" / f"face_normals-{__version__}.zip"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from helpers import sphere_normals
 
 from .conftest import ROOT, save_photo
 
+pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
+
 
 def image_array(image) -> np.ndarray:
     width, height = image.size

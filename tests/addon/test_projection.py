@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
+
 TRUE_TANGENT = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
 
 
@@ -150,7 +152,7 @@ def test_projection_bakes_back_the_known_tangent_normals_where_seen_and_flat_beh
 
 
 def test_a_view_space_map_of_an_off_centre_face_is_turned_into_the_camera_space(clean_file, addon, tmp_path):
-    """The estimator's maps are relative to the line of sight to each face (client/frames.py);
+    """The estimator's maps are relative to the line of sight to each face (core/frames.py);
     the add-on keeps the crop centres on the normal image and turns the map into the camera's
     space before projecting.  The sphere sits ~12 degrees off the axis of a 35 mm camera."""
     from bpy_extras.object_utils import world_to_camera_view
@@ -164,7 +166,7 @@ def test_a_view_space_map_of_an_off_centre_face_is_turned_into_the_camera_space(
     off_axis = np.degrees(np.arccos(-centre.normalized().z))
     assert 8 < off_axis < 16
     # In view space, as the estimator would give it for a face centred on the sphere.
-    turn = addon.client.frames.turn_from_z(-np.array(centre.normalized()))
+    turn = addon.core.frames.turn_from_z(-np.array(centre.normalized()))
     in_view = normals @ turn
     u, v, _ = world_to_camera_view(bpy.context.scene, camera, Vector((0, 0, 0)))
     _as_estimated(bpy, "aside.png", in_view, mask)

@@ -5,6 +5,8 @@ import pytest
 
 from helpers import sphere_normals
 
+pytestmark = pytest.mark.slow   # Blender's renders and its gpu module
+
 
 @pytest.fixture(scope="module")
 def gpu_ready(blender, tmp_path_factory):

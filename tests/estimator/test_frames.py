@@ -1,10 +1,10 @@
 """The normals' frame: view space (relative to the line of sight to each face) and the turn into
-a photo's camera space (backend/client/frames.py, shared by the renderer, the estimator and the
+a photo's camera space (backend/core/frames.py, shared by the renderer, the estimator and the
 add-on)."""
 import numpy as np
 import pytest
 
-from backend.client import frames
+from backend.core import frames
 from backend.estimator import Estimator
 
 

@@ -17,7 +17,8 @@ def model():
 def test_output_is_unit_normals_at_input_size(model):
     image = torch.rand(2, 3, 256, 256)
     with torch.no_grad():
-        exemplar, fine = model.forward_both(image)
+        exemplar = model.coarse(image)
+        fine = model.refine(image, exemplar)
     for normals in (exemplar, fine):
         assert normals.shape == (2, 3, 256, 256)
         assert torch.allclose(normals.norm(dim=1), torch.ones(2, 256, 256), atol=1e-4)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from backend.client import Client, ServerError, ServerUnavailable, protocol
-from backend.client.frames import face_turn, focal_pixels
+from backend.core.frames import face_turn, focal_pixels
 from backend.estimator import Estimator
 
 

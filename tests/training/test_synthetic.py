@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.training.facekit import TEST_SEED, FaceKit, FaceKitError, held_out_person, training_person
-from backend.client import frames
+from backend.core import frames
 from backend.training.synthetic import (FACE_HEIGHT_CM, UV_SIZE, FaceRenderer, View,
                                         _texels_per_pixel, angles_from_gaze)
 

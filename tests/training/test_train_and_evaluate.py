@@ -14,6 +14,8 @@ from backend.estimator.weights import load_model, read_metadata
 from backend.training.dataset import DownsampledPairs, RenderedPairs, build_cache
 from backend.training.evaluate import angular_errors, luminance_gradient_normals, summarize
 
+pytestmark = pytest.mark.slow   # training and evaluation runs
+
 
 def run_backend(*args):
     return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], capture_output=True,

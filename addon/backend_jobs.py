@@ -1,0 +1,149 @@
+"""The jobs that talk to the backend (see jobs.py): connect (starting the backend when allowed),
+stop it, and estimate photos.  Each step only polls sockets and processes, so the UI never
+waits on the backend."""
+from __future__ import annotations
+
+import time
+
+from . import images
+from .client import Batch, Request, ServerError
+from .client.protocol import EstimateOptions
+from .jobs import Job, JobFailed
+from .link import LINK, explain
+
+START_SECONDS = 120.0       # a model load on a slow machine; after that the start has failed
+
+
+class ConnectJob(Job):
+    """Until a backend answers `info`: ask the configured address; when nobody answers and
+    `start` allows, start `<Backend Python> -m backend serve` and wait for it."""
+
+    title = "Connecting to the backend"
+
+    def __init__(self, prefs, *, start: bool):
+        super().__init__()
+        self.prefs, self.start = prefs, start
+        self._probe: Request | None = None
+        self._started_at: float | None = None
+
+    def step(self) -> bool:
+        if self._started_at is not None:
+            return self._wait_for_start()
+        client = LINK.configure(self.prefs.address, self.prefs.timeout)
+        if self._probe is None:
+            self.status = f"asking {self.prefs.address}"
+            self._probe = client.submit("info")
+        client.step()
+        if not self._probe.finished:
+            return False
+        if self._probe.state == "done":
+            LINK.connected(self._probe.reply.header)
+            return True
+        LINK.disconnected(self._probe.error, self.prefs.address)
+        if not self.start:
+            raise JobFailed(LINK.error)
+        try:
+            LINK.start_server(self.prefs)
+        except (OSError, ValueError) as error:      # e.g. a Backend Python that does not exist
+            LINK.stop_server()
+            raise JobFailed(f"Could not start the backend with '{self.prefs.python_command}': "
+                            f"{getattr(error, 'strerror', None) or error}. Check Backend Python in the "
+                            f"add-on preferences") from None
+        self.title, self.status = "Starting the backend", "loading the model"
+        self._started_at = time.monotonic()
+        return False
+
+    def _wait_for_start(self) -> bool:
+        assert self._started_at is not None
+        try:
+            if LINK.server_ready(self.prefs):
+                return True
+        except ServerError as error:
+            LINK.stop_server()
+            raise JobFailed(f"Could not start the backend: {error}") from None
+        if time.monotonic() - self._started_at > START_SECONDS:
+            LINK.stop_server()
+            raise JobFailed(f"The backend did not start within {START_SECONDS:.0f} s")
+        return False
+
+    def cancel(self) -> None:
+        if self._probe is not None and LINK.client is not None:
+            LINK.client.abandon(self._probe)
+
+
+class StopJob(Job):
+    """SIGTERM to the backend the add-on started, then wait for it to exit (SIGKILL after 15 s)."""
+
+    title = "Stopping the backend"
+
+    def __init__(self, grace: float = 15.0):
+        super().__init__()
+        self._process = LINK.process
+        self._deadline = time.monotonic() + grace
+        if self._process is not None:
+            self._process.terminate()
+
+    def step(self) -> bool:
+        if self._process is not None and not self._process.exited():
+            if time.monotonic() > self._deadline:
+                self._process.kill()
+            return False
+        LINK.forget_server()
+        return True
+
+
+class EstimateJob(Job):
+    """Photos -> normal maps: connect (or start) the backend, then one request per photo; the
+    results stay in `batch.results` for `store_estimates` (nothing in Blender changes before)."""
+
+    title = "Estimating"
+
+    def __init__(self, prefs, sources: list[tuple[str, object, str | None]], *, detect: bool):
+        """sources: (name, payload: file bytes or pixels, folder to save beside or None)."""
+        super().__init__()
+        self.prefs, self.sources = prefs, sources
+        self.options = EstimateOptions(detect=detect, convention=prefs.convention.lower(), mask=True)
+        self.connect: ConnectJob | None = None if LINK.info else ConnectJob(prefs, start=prefs.auto_start)
+        self.batch: Batch | None = None
+        self.total = len(sources)
+
+    def step(self) -> bool:
+        if self.connect is not None:
+            if not self.connect.step():
+                self.status = self.connect.status
+                return False
+            self.connect = None
+        client = LINK.configure(self.prefs.address, self.prefs.timeout)
+        if self.batch is None:
+            self.status = f"{len(self.sources)} photo{'s' * (len(self.sources) != 1)}"
+            self.batch = client.submit_batch(self.options, [payload for _, payload, _ in self.sources])
+        client.step()
+        self.done = self.batch.done
+        if self.batch.finished and self.batch.state == "failed":
+            LINK.disconnected(self.batch.error, self.prefs.address)
+            raise JobFailed(explain(self.batch.error, self.prefs.address, self.sources[0][0]))
+        return self.batch.finished
+
+    def cancel(self) -> None:
+        if self.connect is not None:
+            self.connect.cancel()
+        if self.batch is not None and LINK.client is not None:
+            LINK.client.abandon(self.batch)
+
+
+def store_estimates(job: EstimateJob, save_mode: str) -> tuple[list[str], list[str]]:
+    """Make the normal-map (and mask) images of a finished EstimateJob: (made image names,
+    one message per photo that failed)."""
+    assert job.batch is not None and job.batch.finished
+    made, failed = [], []
+    for (name, _, folder), result in zip(job.sources, job.batch.results):
+        if "error" in result:
+            failed.append(explain(result["error"], job.prefs.address, name))
+            continue
+        height, width = result["normals"].shape[:2]
+        centres = [] if result["camera_space"] else [(x / width, y / height) for x, y in result["centres"]]
+        normals, mask = images.limit_size(result["normals"], result["mask"], job.prefs.max_size)
+        beside = folder if save_mode == "BESIDE" and folder else None
+        normal_image, _ = images.store_results(name, normals, mask, save_beside=beside, view_centres=centres)
+        made.append(normal_image.name)
+    return made, failed
