@@ -5,13 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 BPY42 := .venv-bpy42/.installed
+BPY52 := .venv-bpy52/.installed
+# Blender 5.1+ runs Python 3.13: pyenv's, else one on PATH
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 
 .PHONY: demo test test-fast lint addon benchmark clean
 
 demo: $(INSTALLED)
 	$(PY) -m backend.demo
 
-test: lint $(BPY42)
+test: lint $(BPY42) $(BPY52)
 	$(PY) -m pytest
 
 # the quick loop while working: no test that needs the shipped model, Blender renders or a window
@@ -35,10 +38,17 @@ $(BPY42): constraints.txt
 	.venv-bpy42/bin/python -m pip install --quiet --disable-pip-version-check bpy==4.2.0 numpy==1.26.4
 	touch $@
 
+# Blender 5.2 as a module on Python 3.13, for the same smoke test on the newest version and Python
+$(BPY52): constraints.txt
+	@test -n "$(PYTHON313)" || { echo "error: bpy 5.2 needs Python 3.13 (set PYTHON313=/path/to/python3.13)"; exit 1; }
+	test -x .venv-bpy52/bin/python || $(PYTHON313) -m venv .venv-bpy52
+	.venv-bpy52/bin/python -m pip install --quiet --disable-pip-version-check bpy==5.2.3
+	touch $@
+
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-bpy42 out dist build *.egg-info
+	rm -rf $(VENV) .venv-bpy42 .venv-bpy52 out dist build *.egg-info

@@ -1,11 +1,23 @@
-"""Build the installable extension: `make addon` (python addon/build.py) -> dist/face_normals-<version>.zip
+"""Build the installable extension: `make addon` (python addon/build.py) -> one zip per Python:
+dist/face_normals-<version>.zip for Blender's Python 3.11 (Blender 4.2 LTS to 5.0) and
+dist/face_normals-<version>-python3.13.zip for Python 3.13 (Blender 5.1 and later, and the
+Blender of Linux distributions such as Debian trixie's 4.3).
 
-Stages the add-on's modules, the client package (backend/client: the protocol is written once and
-shipped here as it is), the shaders and the manifest, fetches the pyzmq wheels the manifest names
-(from PyPI, once, into .cache/wheels), then validates and builds with Blender's own extension tool
+Why two: the add-on needs pyzmq, a compiled wheel per Python.  Blender reads an extension's
+Python versions from its wheels' tags and refuses it on any other Python, and Blender before 5.0
+unpacks every wheel of a package whatever its tag (keeping the last by file name), so one zip
+cannot carry the 3.11 and 3.13 wheels side by side.  pyzmq 27 ships one abi3 wheel for 3.12+,
+which Blender would also offer to 3.11 (where it does not load), so the 3.13 zip takes pyzmq
+26.4, the last release with cp313 wheels.
+
+Each zip stages the add-on's modules, the pure packages it shares with the backend
+(backend/client, backend/core: written once, shipped as they are), the shaders and the manifest
+(version from backend/__init__.py, the wheels of that Python), fetches the pyzmq wheels (from
+PyPI, once, into .cache/wheels), then validates and builds with Blender's own extension tool
 (bl_pkg's blender_ext.py, which the bpy wheel ships).  This file is not part of the zip."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import shutil
@@ -16,8 +28,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "build" / "extension"
 WHEEL_CACHE = ROOT / ".cache" / "wheels"
-PLATFORM_TAGS = {"manylinux": "manylinux_2_28_x86_64", "win_amd64": "win_amd64",
-                 "macosx": "macosx_10_15_universal2"}
+# Blender's platforms -> the wheel platform tag pip is asked for
+PLATFORM_TAGS = {"linux-x64": "manylinux_2_28_x86_64", "windows-x64": "win_amd64",
+                 "macos": "macosx_10_15_universal2"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PythonBuild:
+    python: str          # "3.11"
+    pyzmq: str           # the pyzmq release whose wheels carry this Python's tag
+    suffix: str          # of the zip's name
+
+    @property
+    def tag(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+
+BUILDS = (PythonBuild("3.11", "27.1.0", ""), PythonBuild("3.13", "26.4.0", "-python3.13"))
 
 
 def blender_ext() -> Path:
@@ -30,22 +57,29 @@ def blender_ext() -> Path:
     return found[-1]
 
 
-def fetch_wheel(name: str) -> Path:
-    target = WHEEL_CACHE / name
-    if target.exists():
-        return target
-    package, version = name.split("-")[:2]
-    tag = next(t for key, t in PLATFORM_TAGS.items() if key in name)
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.11", "--platform", tag, f"{package}=={version}",
-                    "-d", str(WHEEL_CACHE)], check=True)
-    if not target.exists():
-        sys.exit(f"error: PyPI gave no {name}")
-    return target
+def fetch_wheel(build: PythonBuild, platform_tag: str) -> Path:
+    """pyzmq's wheel for one Python and platform, unmodified from PyPI (cached)."""
+    pattern = f"pyzmq-{build.pyzmq}-{build.tag}-{build.tag}-*{platform_tag}*.whl"
+    found = sorted(WHEEL_CACHE.glob(pattern))
+    if not found:
+        WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--python-version", build.python, "--platform", platform_tag,
+                        f"pyzmq=={build.pyzmq}", "-d", str(WHEEL_CACHE)], check=True)
+        found = sorted(WHEEL_CACHE.glob(pattern))
+    if not found:
+        sys.exit(f"error: PyPI gave no pyzmq {build.pyzmq} wheel for {build.tag} {platform_tag}")
+    return found[-1]
 
 
-def main() -> Path:
+def version() -> str:
+    found = re.search(r'^__version__ = "([^"]+)"', (ROOT / "backend" / "__init__.py").read_text(), re.M)
+    if found is None:
+        sys.exit("error: backend/__init__.py holds no __version__")
+    return found.group(1)
+
+
+def stage(build: PythonBuild) -> None:
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
@@ -57,24 +91,29 @@ def main() -> Path:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if (ROOT / "shaders").is_dir():
         shutil.copytree(ROOT / "shaders", STAGE / "shaders", ignore=shutil.ignore_patterns("__pycache__"))
-    found = re.search(r'^__version__ = "([^"]+)"', (ROOT / "backend" / "__init__.py").read_text(), re.M)
-    if found is None:
-        sys.exit("error: backend/__init__.py holds no __version__")
-    version = found.group(1)
-    manifest = (ROOT / "blender_manifest.toml").read_text().replace(
-        'id = "face_normals"\n', f'id = "face_normals"\nversion = "{version}"\n', 1)
-    (STAGE / "blender_manifest.toml").write_text(manifest)
     (STAGE / "wheels").mkdir()
-    for name in re.findall(r'"\./wheels/([^"]+\.whl)"', manifest):
-        shutil.copy2(fetch_wheel(name), STAGE / "wheels" / name)
+    wheels = [fetch_wheel(build, tag) for tag in PLATFORM_TAGS.values()]
+    for wheel in wheels:
+        shutil.copy2(wheel, STAGE / "wheels" / wheel.name)
+    listed = "".join(f'  "./wheels/{wheel.name}",\n' for wheel in wheels)
+    manifest = (ROOT / "blender_manifest.toml").read_text().replace(
+        'id = "face_normals"\n', f'id = "face_normals"\nversion = "{version()}"\n', 1)
+    manifest = manifest.replace("[permissions]", f"wheels = [\n{listed}]\n\n[permissions]", 1)
+    (STAGE / "blender_manifest.toml").write_text(manifest)
 
+
+def main() -> list[Path]:
     tool = blender_ext()
     (ROOT / "dist").mkdir(exist_ok=True)
-    subprocess.run([sys.executable, str(tool), "validate", str(STAGE)], check=True)
-    subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(STAGE),
-                    "--output-dir", str(ROOT / "dist")], check=True)
-    built = ROOT / "dist" / f"face_normals-{version}.zip"
-    print(f"built {built.relative_to(ROOT)}")
+    built = []
+    for build in BUILDS:
+        stage(build)
+        subprocess.run([sys.executable, str(tool), "validate", str(STAGE)], check=True)
+        name = f"face_normals-{version()}{build.suffix}.zip"
+        subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(STAGE),
+                        "--output-filepath", str(ROOT / "dist" / name)], check=True)
+        print(f"built dist/{name} (Python {build.python}, pyzmq {build.pyzmq})")
+        built.append(ROOT / "dist" / name)
     return built
 
 

@@ -18,7 +18,13 @@ def extension_zip() -> Path:
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     from backend import __version__
-    return ROOT / "dist" / f"face_normals-{__version__}.zip"
+    return ROOT / "dist" / f"face_normals-{__version__}.zip"      # for Python 3.11, as this venv
+
+
+@pytest.fixture(scope="session")
+def extension_zip_313(extension_zip) -> Path:
+    """The same build for Python 3.13 (Blender 5.1+), made by the same `make addon`."""
+    return extension_zip.with_name(extension_zip.stem + "-python3.13.zip")
 
 
 @pytest.fixture(scope="session")

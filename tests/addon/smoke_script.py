@@ -1,5 +1,5 @@
-"""Run by test_blender_42 inside another Blender (bpy 4.2 LTS in its own venv, without pyzmq:
-the extension's bundled wheel must provide it).  argv: ZIP ADDRESS PHOTO OUT_DIR"""
+"""Run by test_oldest_and_newest_blender_... inside another Blender (bpy 4.2 LTS or 5.2 in its own
+venv, without pyzmq: the extension's bundled wheel must provide it).  argv: ZIP ADDRESS PHOTO OUT_DIR"""
 import os
 import sys
 import tempfile

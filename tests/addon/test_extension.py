@@ -25,11 +25,18 @@ def image_array(image) -> np.ndarray:
     return buffer.reshape(height, width, image.channels)[::-1]
 
 
-def test_the_zip_holds_the_addon_and_shaders_not_the_backend(extension_zip):
-    names = zipfile.ZipFile(extension_zip).namelist()
+@pytest.mark.parametrize("zip_fixture, tag", [("extension_zip", "cp311"), ("extension_zip_313", "cp313")])
+def test_the_zip_holds_the_addon_and_shaders_not_the_backend(zip_fixture, tag, request):
+    archive = zipfile.ZipFile(request.getfixturevalue(zip_fixture))
+    names = archive.namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "client/protocol.py" in names
+    assert "core/frames.py" in names
     assert {"shaders/relight.py", "shaders/relight.frag.glsl", "shaders/relight.vert.glsl"} <= set(names)
-    assert sum(n.startswith("wheels/pyzmq") for n in names) == 3
+    wheels = [n for n in names if n.startswith("wheels/pyzmq")]
+    assert len(wheels) == 3 and all(f"-{tag}-{tag}-" in n for n in wheels)   # Linux, Windows, macOS
+    manifest = archive.read("blender_manifest.toml").decode()
+    assert 'blender_version_min = "4.2.0"' in manifest and 'blender_version_max = "5.3.0"' in manifest
+    assert all(f'"./{n}"' in manifest for n in wheels)
     assert not any(n.startswith(("backend/", "tests/")) or n.endswith(".safetensors") or "build.py" in n
                    for n in names)
 
@@ -232,16 +239,22 @@ def test_uninstall_leaves_nothing_registered(extension_zip):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def test_blender_42_installs_enables_and_uses_it(extension_zip, backend, astronaut, tmp_path):
-    """The oldest supported Blender (4.2 LTS, `make test` puts it in .venv-bpy42)."""
-    python = ROOT / ".venv-bpy42" / "bin" / "python"
-    assert python.exists(), "run the tests with `make test`: it installs bpy 4.2 into .venv-bpy42"
+@pytest.mark.parametrize("venv, version, zip_fixture", [
+    (".venv-bpy42", "4.2", "extension_zip"),          # the oldest supported: 4.2 LTS, Python 3.11
+    (".venv-bpy52", "5.2", "extension_zip_313"),      # the newest: 5.2, Python 3.13, numpy 2
+])
+def test_oldest_and_newest_blender_install_enable_and_use_it(venv, version, zip_fixture, request, backend,
+                                                             astronaut, tmp_path):
+    """`make test` puts these Blenders (as Python modules, without pyzmq: the zip's wheel must
+    provide it) in their own venvs; the 5.0 of this venv runs every other test."""
+    python = ROOT / venv / "bin" / "python"
+    assert python.exists(), f"run the tests with `make test`: it installs bpy {version} into {venv}"
     photo = save_photo(astronaut, tmp_path / "astronaut.png")
     done = subprocess.run([str(python), str(ROOT / "tests" / "addon" / "smoke_script.py"),
-                           str(extension_zip), backend.address, str(photo), str(tmp_path)],
+                           str(request.getfixturevalue(zip_fixture)), backend.address, str(photo), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "BLENDER 4.2" in done.stdout and "/extensions/" in done.stdout   # zmq from the wheel
+    assert f"BLENDER {version}" in done.stdout and "/extensions/" in done.stdout   # zmq from the wheel
     assert "RESULT astronaut_normal (512, 512) Non-Color 3" in done.stdout
     assert float(done.stdout.split("RELIGHT ")[1].split()[0]) >= 0.99
     assert "PROJECTED Sphere_projected_normal (128, 128)" in done.stdout
