@@ -16,21 +16,23 @@ except ImportError as error:      # Blender before 5.0 installs a zip made for a
                       f"(face_normals-<version>.zip for Python 3.11, Blender 4.2 to 5.0; "
                       f"face_normals-<version>-python3.13.zip for Python 3.13)") from error
 
-from . import operators, panels, preferences, projection_ops, relight
+from . import operators, panels, preferences, projection_ops, relight, settings
 from .link import LINK
 
-CLASSES = (preferences.FaceNormalsPreferences, *operators.CLASSES, *projection_ops.CLASSES, *relight.CLASSES,
-           *panels.CLASSES)
+CLASSES = (preferences.FaceNormalsPreferences, *settings.CLASSES, *operators.CLASSES, *projection_ops.CLASSES,
+           *relight.CLASSES, *panels.CLASSES)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     relight.register_settings()
+    settings.register()
 
 
 def unregister():
     LINK.close()
     relight.unregister_settings()
+    settings.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -28,13 +28,17 @@ def estimate_source(image: bpy.types.Image) -> tuple[str, object, str | None]:
 
 
 def context_photo(context, name: str = "") -> bpy.types.Image | None:
-    """The image an operator works on: the one named, else the Image Editor's, else the scene
-    camera's background photo (where Photo as Camera Background put it)."""
+    """The image an operator works on: the one named, else the Image Editor's, else the photo
+    picked in the sidebar (the 3D viewport's), else the scene camera's background photo (where
+    Photo as Camera Background put it)."""
     if name:
         return bpy.data.images.get(name)
     space = context.space_data
     if getattr(space, "type", "") == "IMAGE_EDITOR" and space.image is not None:
         return space.image
+    picked = getattr(context.scene, "face_normals", None)
+    if picked is not None and picked.photo is not None:
+        return picked.photo
     camera = context.scene.camera
     if camera is not None and camera.type == "CAMERA":
         return next((b.image for b in camera.data.background_images if b.image is not None), None)
@@ -46,7 +50,8 @@ def require_photo(context, name: str = "") -> bpy.types.Image:
     photo = context_photo(context, name)
     if photo is None:
         raise ValueError(f"No photo '{name}'" if name else
-                         "No photo: open one in the Image Editor (or pass image_name)")
+                         "No photo: pick one in the Face Normals sidebar or open one in the Image "
+                         "Editor (or pass image_name)")
     return photo
 
 

@@ -51,7 +51,8 @@ class BackendLink:
         if self.process is not None and self.process.running:
             return
         python = shlex.split(prefs.python_command) or ["python3"]
-        log = os.path.join(tempfile.gettempdir(), "face-normals-backend.log")
+        safe = "".join(c if c.isalnum() else "_" for c in prefs.address)
+        log = os.path.join(tempfile.gettempdir(), f"face-normals-backend-{safe}.log")
         extra = shlex.split(prefs.backend_args)
         if prefs.idle_timeout > 0:
             extra += ["--idle-timeout", str(prefs.idle_timeout)]
@@ -65,7 +66,7 @@ class BackendLink:
             return False
         info = self.process.ready()
         if info is not None:
-            self.info = info
+            self.connected(info)
             self.configure(prefs.address, prefs.timeout)
         return info is not None
 

@@ -63,15 +63,16 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
     """Estimate normal maps of face photos with the backend"""
     bl_idname = "face_normals.estimate"
     bl_label = "Estimate Face Normals"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER"}   # no redo panel: it would re-run the work outside the modal step
 
     source: EnumProperty(name="Source", items=SOURCES, default="ACTIVE")
     image_name: StringProperty(name="Image", description="With source Active Image: this image "
                                                          "(default: the Image Editor's)")
-    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
-    directory: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})
-    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE"})
+    filepath: StringProperty(subtype="FILE_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     filter_image: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})   # subfolders can be opened
     detect: BoolProperty(name="Detect Faces", default=EstimateOptions.detect,
                          description="Find the faces; untick if the photo is already a face crop")
     save_mode: EnumProperty(name="Result", items=[("PREFS", "As in Preferences", ""),
@@ -94,6 +95,9 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
             self.report({"WARNING"} if made else {"ERROR"}, message)
         if not made:
             return {"CANCELLED"}
+        space = context.space_data
+        if getattr(space, "type", "") == "IMAGE_EDITOR" and self.source != "FILES":
+            space.image = bpy.data.images[made[0]]
         self.report({"INFO"}, f"Made {', '.join(made)}" + (f"; {len(failed)} failed" if failed else ""))
         return {"FINISHED"}
 
@@ -133,16 +137,18 @@ class FACE_NORMALS_OT_apply_to_material(bpy.types.Operator):
     bl_label = "Apply Normals to Material"
     bl_options = {"REGISTER", "UNDO"}
 
-    image_name: StringProperty(name="Normal Map", description="Default: the newest *_normal image")
+    image_name: StringProperty(name="Normal Map", description="Default: the shown photo's <photo>_normal "
+                                                              "(or the shown image, if it is a normal map)")
     material_name: StringProperty(name="Material", description="Default: the active object's")
     strength: bpy.props.FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
 
     def execute(self, context):
-        image = bpy.data.images.get(self.image_name) if self.image_name else _newest_normal_image()
+        image = bpy.data.images.get(self.image_name) if self.image_name else _shown_normal_map(context)
         material = (bpy.data.materials.get(self.material_name) if self.material_name
                     else getattr(context.object, "active_material", None))
         if image is None:
-            self.report({"ERROR"}, "No normal map: estimate one first, or name it in image_name")
+            self.report({"ERROR"}, "No normal map for the shown photo: estimate one first, or name it in "
+                                   "image_name")
             return {"CANCELLED"}
         if material is None:
             self.report({"ERROR"}, "No material: select an object with a material, or pass material_name")
@@ -178,13 +184,22 @@ class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):
             self.report({"ERROR"}, f"No normal map for '{photo.name}': run Estimate Face Normals first")
             return {"CANCELLED"}
         made = portrait.build(photo, normal, light=self.light, scene=context.scene)
+        for area in (context.screen.areas if context.screen else ()):   # so moving the key light shows
+            for space in area.spaces:
+                if space.type == "VIEW_3D":
+                    space.shading.use_scene_lights = True
         self.report({"INFO"}, f"Portrait in collection '{made['collection'].name}'")
         return {"FINISHED"}
 
 
-def _newest_normal_image():
-    found = [image for image in bpy.data.images if image.name.endswith("_normal")]
-    return found[-1] if found else None
+def _shown_normal_map(context) -> bpy.types.Image | None:
+    """The normal map of the photo the context shows (or that image itself, if it is one)."""
+    photo = images.context_photo(context)
+    if photo is None:
+        return None
+    if photo.name.endswith("_normal"):
+        return photo
+    return bpy.data.images.get(images.derived_name(photo.name, "normal"))
 
 
 CLASSES = (FACE_NORMALS_OT_check_backend, FACE_NORMALS_OT_start_backend, FACE_NORMALS_OT_stop_backend,

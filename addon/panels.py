@@ -1,33 +1,47 @@
 """Sidebar panels ("Face Normals" tab) in the Image Editor, the Shader Editor and the 3D viewport."""
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from .link import LINK
 
 
-def draw_backend(layout) -> None:
+def draw_message(layout, context, text: str, icon: str = "NONE") -> None:
+    """A message wrapped over as many lines as the sidebar's width needs (never cut off)."""
+    characters = max(20, int(context.region.width / (7 * context.preferences.view.ui_scale)))
+    column = layout.column(align=True)
+    for index, line in enumerate(textwrap.wrap(text, characters)):
+        column.label(text=line, icon=icon if index == 0 else "BLANK1" if icon != "NONE" else "NONE")
+
+
+def draw_backend(layout, context) -> None:
     box = layout.box()
-    box.label(text=LINK.status, icon="CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
+    draw_message(box, context, LINK.status, "CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
     if LINK.error:
-        box.label(text=LINK.error[:120])
+        draw_message(box, context, LINK.error)
     row = box.row(align=True)
-    row.operator("face_normals.check_backend", icon="FILE_REFRESH")
-    row.operator("face_normals.start_backend", icon="PLAY")
-    row.operator("face_normals.stop_backend", icon="PAUSE")
+    row.operator("face_normals.check_backend", text="Connect", icon="FILE_REFRESH")
+    row.operator("face_normals.start_backend", text="Start", icon="PLAY")
+    row.operator("face_normals.stop_backend", text="Stop", icon="PAUSE")
 
 
-def draw_actions(layout, source: str) -> None:
+def draw_actions(layout, context, source: str) -> None:
+    settings = context.scene.face_normals
+    if getattr(context.space_data, "type", "") == "VIEW_3D":   # no shown image there: pick one
+        layout.template_ID(settings, "photo", open="image.open", text="Photo")
+    layout.prop(settings, "detect")
     col = layout.column(align=True)
-    estimate = col.operator("face_normals.estimate", icon="NORMALS_FACE")
-    estimate.source = source
+    estimate = col.operator("face_normals.estimate", text="Estimate", icon="NORMALS_FACE")
+    estimate.source, estimate.detect = source, settings.detect
     files = col.operator("face_normals.estimate", text="Estimate Files...", icon="FILE_IMAGE")
-    files.source = "FILES"
-    col.operator("face_normals.apply_to_material", icon="MATERIAL")
-    col.operator("face_normals.relightable_portrait", icon="LIGHT_SUN")
+    files.source, files.detect = "FILES", settings.detect
+    col.operator("face_normals.apply_to_material", text="Apply to Material", icon="MATERIAL")
+    col.operator("face_normals.relightable_portrait", text="Relightable Portrait", icon="LIGHT_SUN")
     col = layout.column(align=True)
-    col.operator("face_normals.camera_background", icon="OUTLINER_OB_CAMERA")
-    col.operator("face_normals.project_normals", icon="MOD_UVPROJECT")
+    col.operator("face_normals.camera_background", text="Camera Background", icon="OUTLINER_OB_CAMERA")
+    col.operator("face_normals.project_normals", text="Project onto Mesh", icon="MOD_UVPROJECT")
 
 
 class _FaceNormalsPanel:
@@ -37,8 +51,8 @@ class _FaceNormalsPanel:
     source = "ACTIVE"
 
     def draw(self, context):
-        draw_backend(self.layout)
-        draw_actions(self.layout, self.source)
+        draw_backend(self.layout, context)
+        draw_actions(self.layout, context, self.source)
 
 
 class FACE_NORMALS_PT_image(_FaceNormalsPanel, bpy.types.Panel):
@@ -56,7 +70,7 @@ class FACE_NORMALS_PT_shader(_FaceNormalsPanel, bpy.types.Panel):
 
 class FACE_NORMALS_PT_view3d(_FaceNormalsPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
-    source = "NODE"
+    source = "ACTIVE"      # the photo picked in the panel
 
 
 class FACE_NORMALS_PT_relight(bpy.types.Panel):
@@ -70,9 +84,11 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         settings = context.scene.face_normals_relight
         layout = self.layout
         row = layout.row(align=True)
-        row.operator("face_normals.relight_preview", icon="LIGHT_SUN")
-        row.operator("face_normals.relight_bake", icon="RENDER_STILL")
+        row.operator("face_normals.relight_preview", text="Preview", icon="LIGHT_SUN")
+        row.operator("face_normals.relight_bake", text="Bake", icon="RENDER_STILL")
+        layout.label(text="Normal Map (default: <photo>_normal)")
         layout.template_ID(settings, "normal_map", open="image.open")
+        layout.label(text="Mask (default: <photo>_mask)")
         layout.template_ID(settings, "mask", open="image.open")
         for index, light in enumerate(settings.lights):
             box = layout.box()

@@ -27,6 +27,10 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
     width, height = photo.size
     aspect = width / height if height else 1.0
     card = _card(f"{name} Card", aspect, collection)
+    # Beside what the scene holds (the default cube sits at the origin), and casting no shadow:
+    # a flat card shadowing itself through its normal map is EEVEE's dark speckle on the face.
+    card.location = (_free_x(scene, collection) + aspect, 0.0, 0.0)
+    card.visible_shadow = False
     material = bpy.data.materials.get(f"{name} Material") or bpy.data.materials.new(f"{name} Material")
     material.use_nodes = True
     if card.data.materials:
@@ -43,7 +47,7 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
     camera = _object(f"{name} Camera", bpy.data.cameras, collection)
     camera.data.type = "ORTHO"
     camera.data.ortho_scale = 2.0 * max(aspect, 1.0)
-    camera.location, camera.rotation_euler = (0.0, 0.0, 5.0), (0.0, 0.0, 0.0)
+    camera.location, camera.rotation_euler = (card.location.x, 0.0, 5.0), (0.0, 0.0, 0.0)
     scene.camera = camera
     scene.render.resolution_x = 512 if aspect >= 1 else round(512 * aspect)
     scene.render.resolution_y = round(512 / aspect) if aspect >= 1 else 512
@@ -63,6 +67,17 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
     key.data.angle = 0.05
     aim_light(key, KEY_LIGHT[light])
     return {"collection": collection, "card": card, "material": material, "camera": camera, "light": key}
+
+
+def _free_x(scene: bpy.types.Scene, own: bpy.types.Collection) -> float:
+    """An x beyond every other visible object's bounds (0 in an empty scene)."""
+    right = None
+    for obj in scene.objects:
+        if obj.type != "MESH" or obj.name in own.objects or not obj.visible_get():
+            continue
+        x = max((obj.matrix_world @ Vector(corner)).x for corner in obj.bound_box)
+        right = x if right is None else max(right, x)
+    return 0.0 if right is None else right + 0.5
 
 
 def aim_light(light: bpy.types.Object, direction) -> None:

@@ -57,7 +57,7 @@ class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
     a tangent-space normal map in its UV space and wired into its material"""
     bl_idname = "face_normals.project_normals"
     bl_label = "Project Normals onto Mesh"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER"}   # no redo panel: it would re-run the work outside the modal step
 
     object_name: StringProperty(name="Mesh", description="Default: the active object")
     image_name: StringProperty(name="Photo", description="Default: the Image Editor's image, else the "

@@ -55,7 +55,8 @@ class ServerProcess:
         """Launch the process and return at once; `ready()` / `wait_ready()` tell when it answers."""
         if self.running:
             return
-        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # this start's log only: a failure quotes its own lines, never an earlier run's
+        self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=self._log, start_new_session=True)
         self._client = Client(self.address, timeout=2.0)
