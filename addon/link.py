@@ -26,10 +26,16 @@ class BackendLink:
 
     def configure(self, address: str, timeout: float) -> Client:
         if self.client is None or self._settings != (address, timeout):
+            if self._settings is not None and self._settings[0] != address:
+                self.info = None               # what answered there is not what answers here
             self.close_client()
             self.client = Client(address, timeout=timeout)
             self._settings = (address, timeout)
         return self.client
+
+    def connected_to(self, address: str) -> bool:
+        """Whether the last word from `address` was an answer (not a failure)."""
+        return self.info is not None and self._settings is not None and self._settings[0] == address
 
     @property
     def status(self) -> str:
