@@ -1,7 +1,8 @@
 """Build the installable extension: `make addon` (python addon/build.py) -> dist/face_normals-<version>.zip
 
 Stages the add-on's modules, the client package (backend/client: the protocol is written once and
-shipped here as it is), the shaders and the manifest, fetches the pyzmq wheels the manifest names
+shipped here as it is), the shaders and the manifest, the backend as a wheel (add_backend_wheel:
+a data file that Set Up Backend installs), fetches the pyzmq wheels the manifest names
 (from PyPI, once, into .cache/wheels), then validates and builds with Blender's own extension tool
 (bl_pkg's blender_ext.py, which the bpy wheel ships).  This file is not part of the zip."""
 from __future__ import annotations
@@ -45,6 +46,31 @@ def fetch_wheel(name: str) -> Path:
     return target
 
 
+def add_backend_wheel(stage: Path) -> Path:
+    """The face-normals package (backend + shaders + the shipped weights, pyproject's package-data)
+    as a wheel in <stage>/backend_wheel/: a data file of the zip that Set Up Backend installs into
+    the backend's own environment (not in the manifest's `wheels`, which Blender installs into its
+    own Python).  Checked to hold the weights."""
+    import zipfile
+    out = ROOT / "build" / "backend_wheel"
+    if out.exists():
+        shutil.rmtree(out)
+    egg_info = ROOT / "face_normals.egg-info"
+    had_egg_info = egg_info.exists()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True)
+    if not had_egg_info:
+        shutil.rmtree(egg_info, ignore_errors=True)
+    wheel = next(out.glob("face_normals-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("backend/weights/face_normals.safetensors", "backend/weights/face_normals.json",
+                   "backend/__main__.py", "shaders/relight.frag.glsl"):
+        if needed not in names:
+            sys.exit(f"error: the backend wheel lacks {needed} (pyproject's package-data?)")
+    (stage / "backend_wheel").mkdir()
+    return Path(shutil.copy2(wheel, stage / "backend_wheel" / wheel.name))
+
+
 def main() -> Path:
     if STAGE.exists():
         shutil.rmtree(STAGE)
@@ -67,6 +93,8 @@ def main() -> Path:
     (STAGE / "wheels").mkdir()
     for name in re.findall(r'"\./wheels/([^"]+\.whl)"', manifest):
         shutil.copy2(fetch_wheel(name), STAGE / "wheels" / name)
+
+    add_backend_wheel(STAGE)
 
     tool = blender_ext()
     (ROOT / "dist").mkdir(exist_ok=True)
