@@ -204,7 +204,7 @@ def test_the_documented_batch_script_runs(extension_zip, untrained_weights, astr
              f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
              "repo='user_default', enable_on_install=True); "
              "from bl_ext.user_default.face_normals import preferences; p = preferences.get(); "
-             f"p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
+             f"p.backend_source = 'OWN'; p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
              f"p.backend_args = '--weights {untrained_weights} --state-file {tmp_path / 's.json'}'; "
              "p.idle_timeout = 60; "
              f"sys.argv = ['batch', '--', {str(photos)!r}, {str(tmp_path / 'out.blend')!r}]; "
