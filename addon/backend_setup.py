@@ -357,7 +357,7 @@ class SetupJob(Job):
         if code != 0:
             offline = bpy_abspath(self.prefs.wheel_folder) if self.prefs.wheel_folder else ""
             self._fail(explain_pip_failure(output, offline=offline, index=self.prefs.index_url),
-                       tail=[line for line in output if line.strip() and not line.startswith("Progress ")])
+                       tail=[line for line in output if line.strip() and not line.startswith(("Progress ", "INFO:"))])
         self.done = self.total = 0
         self.phase = "start"
         return False
@@ -369,9 +369,12 @@ class SetupJob(Job):
             if LINK.process is not None:            # a backend this add-on started before: replaced
                 LINK.stop_server()
             log = environment.user_folder() / "backend.log"
+            import shlex
+            extra = shlex.split(self.prefs.backend_args)
+            if self.prefs.idle_timeout > 0:
+                extra += ["--idle-timeout", str(self.prefs.idle_timeout)]
             self.server = ServerProcess(python=str(environment.python(self.root)), address=self.prefs.address,
-                                        extra_args=("--idle-timeout", str(self.prefs.idle_timeout))
-                                        if self.prefs.idle_timeout > 0 else (), log_path=log)
+                                        extra_args=tuple(extra), log_path=log)
             self.server.start()
             self.server_started = time.monotonic()
         try:

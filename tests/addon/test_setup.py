@@ -5,8 +5,10 @@ reach (pip's own configuration here serves the CPU torch 2.13.0 from disk; -c co
 pins the tested versions so pip takes what its cache holds), an estimate through the backend it
 made, and its removal."""
 import os
+import socket
 import time
 import zipfile
+from collections import namedtuple
 
 import pytest
 
@@ -89,6 +91,68 @@ def test_a_wheel_folder_without_pytorch_is_a_clear_error(clean_file, prefs, tmp_
         bpy.ops.face_normals.setup_backend()
     assert f"The wheel folder {tmp_path}" in backend_setup.STATE.error and "pip download" in backend_setup.STATE.error
     assert environment.ready_info() is None
+
+
+def test_pip_output_becomes_progress(addon):
+    backend_setup, _ = setup_modules()
+    progress = backend_setup.PipProgress()
+    progress.feed("Processing /x/face_normals-0.1.0-py3-none-any.whl")
+    progress.feed("Collecting torch>=2.2 (from face-normals==0.1.0)")
+    progress.feed("  Downloading torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (191.8 MB)")
+    assert progress.status == "downloading torch (191.8 MB)" and progress.done == 2
+    progress.feed("Progress 47950000 of 191800000")
+    assert progress.status == "downloading torch (191.8 MB), 25%"
+    progress.feed("Installing collected packages: numpy, torch, face-normals")
+    assert progress.total == 3 and progress.status.startswith("installing 3 packages (PyTorch is large")
+    assert progress.downloaded_mb == pytest.approx(191.8)
+
+
+def test_no_usable_python_says_what_to_do(clean_file, prefs, tmp_path):
+    bpy = clean_file
+    backend_setup, environment = setup_modules()
+    prefs.setup_python = str(tmp_path / "no-such-python")
+    with pytest.raises(RuntimeError, match="No usable Python for the backend"):
+        bpy.ops.face_normals.setup_backend()
+    assert "Install Python 3.12" in backend_setup.STATE.error and "no-such-python" in backend_setup.STATE.error
+    assert environment.ready_info() is None
+
+
+def test_a_full_disk_is_said_before_anything_is_made(clean_file, prefs, monkeypatch):
+    bpy = clean_file
+    backend_setup, environment = setup_modules()
+    monkeypatch.setattr(backend_setup.shutil, "disk_usage", lambda path: namedtuple("U", "total used free")(
+        10**10, 10**10 - 10**8, 10**8))
+    with pytest.raises(RuntimeError, match="The disk is full: the set-up needs about 2 GB free"):
+        bpy.ops.face_normals.setup_backend()
+    assert environment.ready_info() is None
+
+
+def test_cancel_stops_pip_and_leaves_nothing_ready(addon, prefs, monkeypatch):
+    """What Esc does in the UI (jobs.JobOperator.modal calls the job's cancel): here against an
+    index that accepts the connection and never answers, so pip is caught waiting."""
+    backend_setup, environment = setup_modules()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        prefs.index_url = f"http://127.0.0.1:{silent.getsockname()[1]}/simple"
+        prefs.pip_args = "--retries 0 --timeout 120"
+        job = backend_setup.SetupJob(prefs)
+        deadline = time.monotonic() + 120
+        while not (job.phase == "pip" and job.process is not None):
+            assert not job.step() and time.monotonic() < deadline
+            time.sleep(0.02)
+        popen = job.process.popen
+        for _ in range(50):                   # pip runs and waits on the index; the steps return at once
+            started = time.monotonic()
+            assert not job.step() and time.monotonic() - started < 0.1
+            time.sleep(0.02)
+        assert popen.poll() is None
+        job.cancel()
+        assert popen.poll() is not None
+    assert "cancelled" in backend_setup.STATE.error and not backend_setup.STATE.running
+    assert environment.ready_info() is None and not environment.marker().exists()
 
 
 def test_set_up_then_estimate_then_remove(clean_file, prefs, astronaut, tmp_path):
