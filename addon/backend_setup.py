@@ -15,6 +15,7 @@ Cancel terminates the running process; a failure keeps pip's whole log in
 environment.log_path() and says what to do.  Nothing here imports torch or the backend."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -57,6 +58,7 @@ class SetupState:
     error: str = ""
     log_tail: list[str] = field(default_factory=list)
     running: bool = False
+    progress: str = ""               # the running set-up's phase and count, for the panel
 
 
 STATE = SetupState()
@@ -68,6 +70,7 @@ def wheel_path() -> Path | None:
     return found[-1] if found else None
 
 
+@functools.cache
 def nvidia_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
@@ -78,7 +81,7 @@ class Process:
 
     def __init__(self, command: list[str], *, log, env: dict | None = None):
         self.command = command
-        log.write(f"\n$ {' '.join(command)}\n")
+        log.write(f"\n[{time.strftime('%H:%M:%S')}] $ {' '.join(command)}\n")
         log.flush()
         self._log = log
         self._queue: queue.Queue[str] = queue.Queue()
@@ -101,8 +104,9 @@ class Process:
                 new.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        if new:
-            self._log.write("\n".join(new) + "\n")
+        logged = [line for line in new if not line.startswith("Progress ")]   # pip's raw progress
+        if logged:
+            self._log.write("\n".join(logged) + "\n")
             self._log.flush()
         self.output += new
         return new
@@ -223,6 +227,8 @@ class SetupJob(Job):
     def __init__(self, prefs):
         super().__init__()
         import shlex
+        if STATE.running:
+            raise ValueError("A backend set-up is already running (Esc cancels it)")
         self.prefs = prefs
         self.root = environment.folder()
         self.wheel = wheel_path()
@@ -244,6 +250,8 @@ class SetupJob(Job):
         self.server: ServerProcess | None = None
         self.started = self.server_started = time.monotonic()
         self.info: dict = {}
+        self._replacing: ServerProcess | None = None
+        self._deadline = 0.0
         STATE.error, STATE.log_tail, STATE.running = "", [], True
         environment.marker(self.root).unlink(missing_ok=True)    # a re-run is not ready until it ends
         free = shutil.disk_usage(environment.user_folder()).free
@@ -274,7 +282,18 @@ class SetupJob(Job):
             raise JobFailed(message + (": " + " | ".join(STATE.log_tail[-3:]) if STATE.log_tail else ""))
 
     def step(self) -> bool:
-        return getattr(self, f"_step_{self.phase}")()
+        try:
+            finished = getattr(self, f"_step_{self.phase}")()
+            count = f" ({self.done}/{self.total})" if self.total else ""
+            STATE.progress = f"{self.status}{count}"
+            return finished
+        except JobFailed:
+            raise
+        except BaseException as error:      # a bug: still never left "running" (or ready)
+            self.cancel()
+            STATE.error = (f"The set-up stopped on an unexpected error ({error!r}): the backend is not set up; "
+                           f"the log is {environment.log_path()}")
+            raise
 
     # 1. a Python that can make a venv with pip
     def _step_python(self) -> bool:
@@ -315,7 +334,8 @@ class SetupJob(Job):
     def _step_venv(self) -> bool:
         self.status = "making the environment"
         if self.process is None:
-            if environment.python(self.root).exists() and (self.root / "pyvenv.cfg").exists():
+            if environment.python(self.root).exists() and (self.root / "pyvenv.cfg").exists() \
+                    and pip_version(self.root) > (0,):
                 self.log.write("reusing the environment a previous set-up made\n")
                 self.phase = "pip"
                 return False
@@ -365,9 +385,16 @@ class SetupJob(Job):
     # 4. the backend from the new environment answers `info`
     def _step_start(self) -> bool:
         self.status = "starting the backend (loading the model)"
+        if LINK.process is not None and self.server is None:   # one this add-on started before: replaced
+            if self._replacing is None:
+                self._replacing, self._deadline = LINK.process, time.monotonic() + 15
+                LINK.process.terminate()
+            if not LINK.process.exited():
+                if time.monotonic() > self._deadline:
+                    LINK.process.kill()
+                return False
+            LINK.forget_server()
         if self.server is None:
-            if LINK.process is not None:            # a backend this add-on started before: replaced
-                LINK.stop_server()
             log = environment.user_folder() / "backend.log"
             import shlex
             extra = shlex.split(self.prefs.backend_args)
@@ -377,6 +404,7 @@ class SetupJob(Job):
                                         extra_args=tuple(extra), log_path=log)
             self.server.start()
             self.server_started = time.monotonic()
+            self.log.write(f"\n[{time.strftime('%H:%M:%S')}] $ {' '.join(self.server.command)}\n")
         try:
             info = self.server.ready()
         except ServerError as error:
@@ -401,7 +429,7 @@ class SetupJob(Job):
                                   "downloaded_mb": round(self.pip.downloaded_mb, 1),
                                   "seconds": round(time.monotonic() - self.started, 1),
                                   "date": time.strftime("%Y-%m-%d %H:%M:%S")}, self.root)
-        self.log.write(f"\nREADY in {time.monotonic() - self.started:.0f} s, "
+        self.log.write(f"\n[{time.strftime('%H:%M:%S')}] READY in {time.monotonic() - self.started:.0f} s, "
                        f"{self.pip.downloaded_mb:.0f} MB downloaded\n")
         self.log.close()
         STATE.running = False
@@ -428,6 +456,8 @@ class RemoveJob(Job):
 
     def __init__(self):
         super().__init__()
+        if STATE.running:
+            raise ValueError("A backend set-up is running: cancel it (Esc) before removing the backend")
         self.root = environment.folder()
         self.process: subprocess.Popen | None = None
         self.trash: Path | None = None

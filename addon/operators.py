@@ -69,6 +69,15 @@ class FACE_NORMALS_OT_setup_backend(JobOperator, bpy.types.Operator):
     def make_job(self, context):
         return SetupJob(preferences.get(context))
 
+    def modal(self, context, event):
+        result = super().modal(context, event)
+        if event.type == "TIMER" or result != {"RUNNING_MODAL"}:   # the preferences show progress, errors
+            for window in context.window_manager.windows:
+                for area in window.screen.areas:
+                    if area.type == "PREFERENCES":
+                        area.tag_redraw()
+        return result
+
     def finish(self, context, job):
         self.report({"INFO"}, f"Backend set up and running: {LINK.status}")
         return {"FINISHED"}

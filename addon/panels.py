@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import bpy
 
+from . import environment, preferences
 from .link import LINK
 
 
 def draw_backend(layout) -> None:
     box = layout.box()
+    if not LINK.info and preferences.get().backend_source == "ADDON" and environment.ready_info() is None:
+        box.label(text="The backend is not set up yet", icon="INFO")
+        box.operator("face_normals.setup_backend", icon="IMPORT")
     box.label(text=LINK.status, icon="CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
     if LINK.error:
         box.label(text=LINK.error[:120])

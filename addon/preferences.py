@@ -72,7 +72,7 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
                 box.label(text=f"Ready: {ready.get('device', '?')}, model {ready.get('model', '?')} "
                                f"(set up {ready.get('date', '?')})", icon="CHECKMARK")
             elif STATE.running:
-                box.label(text="Setting up... (progress in the status bar, Esc cancels)", icon="SORTTIME")
+                box.label(text=f"Setting up: {STATE.progress} (Esc cancels)", icon="SORTTIME")
             else:
                 box.label(text="Not set up: press Set Up Backend (a few minutes; about 1 GB on disk)",
                           icon="INFO")

@@ -168,7 +168,10 @@ def test_set_up_then_estimate_then_remove(clean_file, prefs, astronaut, tmp_path
     ready = environment.ready_info()
     assert ready is not None and ready["device"] == "cpu" and ready["python"] == str(environment.python())
     assert LINK.info is not None and not backend_setup.STATE.error
-    print(f"set-up took {seconds:.0f} s, pip downloaded {ready['downloaded_mb']} MB")
+    size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(environment.folder())
+               for name in names if not os.path.islink(os.path.join(folder, name)))
+    print(f"set-up took {seconds:.0f} s, pip downloaded {ready['downloaded_mb']} MB, "
+          f"the environment holds {size / 1e6:.0f} MB")
     # Start and Estimate just work: stopped, the estimate starts the environment's backend again.
     assert bpy.ops.face_normals.stop_backend() == {"FINISHED"}
     photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "astronaut.png")))
