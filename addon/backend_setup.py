@@ -192,6 +192,13 @@ def explain_pip_failure(output: list[str], *, offline: str, index: str) -> str:
            f"{environment.log_path()})"
 
 
+def cpu_index_gone(line: str) -> bool:
+    """pip's last retry of a page of PyTorch's CPU index: after it pip would go on without that
+    index and take the package index's torch (CUDA on Linux and Windows) instead of the CPU build."""
+    path = CPU_INDEX.split("//", 1)[-1].split("/", 1)[-1]       # whl/cpu
+    return bool(re.search(r"Retrying \(Retry\(total=0\b", line)) and f"/{path}/" in line
+
+
 def pip_options(prefs) -> tuple[list[str], dict | None]:
     """The source options for pip and the environment it runs in (None: inherited).  Offline
     means only the folder: pip's own configuration (other indexes, find-links) is left out."""
@@ -365,15 +372,23 @@ class SetupJob(Job):
             command = [str(environment.python(self.root)), "-m", "pip", "install", "--disable-pip-version-check",
                        "--no-input", *progress, *options, str(self.wheel), *shlex.split(self.prefs.pip_args)]
             self.process = Process(command, log=self.log, env=env)
-        for line in self.process.lines():
+        process = self.process
+        for line in process.lines():
             self.pip.feed(line)
+            if self.prefs.torch_build == "CPU" and not self.prefs.wheel_folder and cpu_index_gone(line):
+                process.terminate()
+                self.process = None
+                self._fail(f"Could not reach PyTorch's CPU index ({CPU_INDEX}): check the network connection "
+                           f"(or the proxy in pip's configuration) and press Set Up Backend again, or choose "
+                           f"PyTorch: As the Index Serves (on Linux and Windows the index's PyTorch is the "
+                           f"several-GB CUDA build)", tail=[t for t in process.output if t.strip()])
         self.status, self.done, self.total = self.pip.status, self.pip.done, self.pip.total
-        code = self.process.finished()
+        code = process.finished()
         if code is None:
             return False
-        for line in self.process.lines():
+        for line in process.lines():
             self.pip.feed(line)
-        output, self.process = self.process.output, None
+        output, self.process = process.output, None
         if code != 0:
             offline = bpy_abspath(self.prefs.wheel_folder) if self.prefs.wheel_folder else ""
             self._fail(explain_pip_failure(output, offline=offline, index=self.prefs.index_url),

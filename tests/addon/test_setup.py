@@ -83,6 +83,18 @@ def test_an_unreachable_index_is_a_clear_error_and_nothing_is_ready(clean_file, 
     assert "FAILED" in environment.log_path().read_text()
 
 
+def test_an_unreachable_pytorch_cpu_index_is_not_silently_the_cuda_build(clean_file, prefs, monkeypatch):
+    """PyTorch: CPU (the default) adds PyTorch's CPU index; when pip cannot reach it, it would take
+    the package index's torch (the CUDA build on Linux) without a word: the set-up stops instead."""
+    bpy = clean_file
+    backend_setup, environment = setup_modules()
+    monkeypatch.setattr(backend_setup, "CPU_INDEX", "http://127.0.0.1:9/whl/cpu")
+    prefs.torch_build, prefs.pip_args = "CPU", "--retries 1 --timeout 5"
+    with pytest.raises(RuntimeError, match="Could not reach PyTorch's CPU index"):
+        bpy.ops.face_normals.setup_backend()
+    assert "As the Index Serves" in backend_setup.STATE.error and environment.ready_info() is None
+
+
 def test_a_wheel_folder_without_pytorch_is_a_clear_error(clean_file, prefs, tmp_path):
     bpy = clean_file
     backend_setup, environment = setup_modules()
