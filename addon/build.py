@@ -57,7 +57,10 @@ def add_backend_wheel(stage: Path) -> Path:
         shutil.rmtree(out)
     egg_info = ROOT / "face_normals.egg-info"
     had_egg_info = egg_info.exists()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)     # setuptools' copy: no stale modules
+    # setuptools of this environment when it has one (fast, offline); else pip's isolated build
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
                     "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True)
     if not had_egg_info:
         shutil.rmtree(egg_info, ignore_errors=True)

@@ -25,8 +25,10 @@ def image_array(image) -> np.ndarray:
     return buffer.reshape(height, width, image.channels)[::-1]
 
 
-def test_the_zip_holds_the_addon_and_shaders_not_the_backend(extension_zip):
+def test_the_zip_holds_the_addon_and_shaders_and_the_backend_only_as_a_wheel(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
+    assert [n for n in names if n.endswith(".whl") and not n.startswith("wheels/pyzmq")] == \
+        ["backend_wheel/face_normals-0.1.0-py3-none-any.whl"]     # for Set Up Backend (test_setup.py)
     assert "blender_manifest.toml" in names and "__init__.py" in names and "client/protocol.py" in names
     assert {"shaders/relight.py", "shaders/relight.frag.glsl", "shaders/relight.vert.glsl"} <= set(names)
     assert sum(n.startswith("wheels/pyzmq") for n in names) == 3
