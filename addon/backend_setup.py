@@ -199,6 +199,15 @@ def cpu_index_gone(line: str) -> bool:
     return bool(re.search(r"Retrying \(Retry\(total=0\b", line)) and f"/{path}/" in line
 
 
+def discard(root: Path) -> tuple[subprocess.Popen, Path]:
+    """Rename the folder away at once and delete it in a subprocess (a gigabyte of files can take a
+    minute); returns that process and the folder's new name."""
+    trash = root.with_name(f"{root.name}.removing-{os.getpid()}-{time.monotonic_ns()}")
+    os.replace(root, trash)
+    return subprocess.Popen([sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])", str(trash)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), trash
+
+
 def pip_options(prefs) -> tuple[list[str], dict | None]:
     """The source options for pip and the environment it runs in (None: inherited).  Offline
     means only the folder: pip's own configuration (other indexes, find-links) is left out."""
@@ -276,6 +285,8 @@ class SetupJob(Job):
             if name and os.path.realpath(name) not in seen:
                 seen.add(os.path.realpath(name))
                 found.append([name])
+        if sys.platform == "win32" and shutil.which("py"):     # the python.org launcher
+            found += [["py", f"-3.{minor}"] for minor in (13, 12, 11)]
         return found
 
     def _fail(self, message: str, *, tail: list[str] | None = None, raise_: bool = True) -> None:
@@ -340,14 +351,15 @@ class SetupJob(Job):
     # 2. the venv (reused when a previous run left a working one)
     def _step_venv(self) -> bool:
         self.status = "making the environment"
+        choice = self.root / "face_normals_setup.json"
         if self.process is None:
-            if environment.python(self.root).exists() and (self.root / "pyvenv.cfg").exists() \
-                    and pip_version(self.root) > (0,):
-                self.log.write("reusing the environment a previous set-up made\n")
+            if environment.python(self.root).exists() and pip_version(self.root) > (0,) and \
+                    choice.is_file() and choice.read_text() == self._choice():
+                self.log.write("reusing the environment a previous set-up made with the same choices\n")
                 self.phase = "pip"
                 return False
-            if self.root.exists():
-                shutil.rmtree(self.root, ignore_errors=True)
+            if self.root.exists():              # another Python or PyTorch build, or no pip yet: a new one
+                discard(self.root)
             assert self.base is not None
             self.process = Process([*self.base, "-m", "venv", str(self.root)], log=self.log)
         code = self.process.finished()
@@ -360,8 +372,13 @@ class SetupJob(Job):
                 self._fail(explain_pip_failure(output, offline="", index=""), tail=output)
             self._fail(f"Could not make the environment with {' '.join(self.base or [])}: choose another "
                        "Python in Set-Up Python", tail=output)
+        choice.write_text(self._choice())
         self.phase = "pip"
         return False
+
+    def _choice(self) -> str:
+        """What makes an environment: a previous one is reused (pip then only completes it) when equal."""
+        return json.dumps({"python": os.path.realpath((self.base or ["?"])[0]), "torch": self.prefs.torch_build})
 
     # 3. pip install the wheel and its dependencies
     def _step_pip(self) -> bool:
@@ -497,14 +514,10 @@ class RemoveJob(Job):
             if not self.root.exists():
                 return True
             self.status = "deleting the environment"
-            self.trash = self.root.with_name(f"backend.removing-{os.getpid()}-{int(time.time())}")
             try:
-                os.replace(self.root, self.trash)
+                self.process, self.trash = discard(self.root)
             except OSError as error:
                 raise JobFailed(f"Could not remove {self.root}: {error.strerror or error}") from None
-            self.process = subprocess.Popen([sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])",
-                                             str(self.trash)], stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         code = self.process.poll()
         if code is None:
             return False

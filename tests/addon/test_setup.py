@@ -66,6 +66,18 @@ def test_not_set_up_says_what_to_do(clean_file, prefs, astronaut, tmp_path):
         bpy.ops.face_normals.estimate(image_name=photo.name)
 
 
+def test_an_unreachable_pytorch_cpu_index_is_not_silently_the_cuda_build(clean_file, prefs, monkeypatch):
+    """PyTorch: CPU (the default) adds PyTorch's CPU index; when pip cannot reach it, it would take
+    the package index's torch (the CUDA build on Linux) without a word: the set-up stops instead."""
+    bpy = clean_file
+    backend_setup, environment = setup_modules()
+    monkeypatch.setattr(backend_setup, "CPU_INDEX", "http://127.0.0.1:9/whl/cpu")
+    prefs.torch_build, prefs.pip_args = "CPU", "--retries 1 --timeout 5"
+    with pytest.raises(RuntimeError, match="Could not reach PyTorch's CPU index"):
+        bpy.ops.face_normals.setup_backend()
+    assert "As the Index Serves" in backend_setup.STATE.error and environment.ready_info() is None
+
+
 def test_an_unreachable_index_is_a_clear_error_and_nothing_is_ready(clean_file, prefs, monkeypatch):
     bpy = clean_file
     backend_setup, environment = setup_modules()
@@ -81,18 +93,6 @@ def test_an_unreachable_index_is_a_clear_error_and_nothing_is_ready(clean_file, 
     assert backend_setup.STATE.log_tail and not backend_setup.STATE.running
     assert environment.ready_info() is None and not environment.marker().exists()
     assert "FAILED" in environment.log_path().read_text()
-
-
-def test_an_unreachable_pytorch_cpu_index_is_not_silently_the_cuda_build(clean_file, prefs, monkeypatch):
-    """PyTorch: CPU (the default) adds PyTorch's CPU index; when pip cannot reach it, it would take
-    the package index's torch (the CUDA build on Linux) without a word: the set-up stops instead."""
-    bpy = clean_file
-    backend_setup, environment = setup_modules()
-    monkeypatch.setattr(backend_setup, "CPU_INDEX", "http://127.0.0.1:9/whl/cpu")
-    prefs.torch_build, prefs.pip_args = "CPU", "--retries 1 --timeout 5"
-    with pytest.raises(RuntimeError, match="Could not reach PyTorch's CPU index"):
-        bpy.ops.face_normals.setup_backend()
-    assert "As the Index Serves" in backend_setup.STATE.error and environment.ready_info() is None
 
 
 def test_a_wheel_folder_without_pytorch_is_a_clear_error(clean_file, prefs, tmp_path):
@@ -190,6 +190,12 @@ def test_set_up_then_estimate_then_remove(clean_file, prefs, astronaut, tmp_path
     assert bpy.ops.face_normals.estimate(image_name=photo.name, save_mode="PACK") == {"FINISHED"}
     assert "astronaut_normal" in bpy.data.images
     assert str(environment.folder()) in " ".join(LINK.process.command)
+    # Set Up again on a ready environment: the same one completed (pip has nothing to do), the running
+    # backend replaced by the new start, ready again.
+    started = time.monotonic()
+    assert bpy.ops.face_normals.setup_backend() == {"FINISHED"}, backend_setup.STATE.error
+    assert "reusing the environment" in environment.log_path().read_text() and environment.ready_info()
+    print(f"set-up again on the ready environment took {time.monotonic() - started:.0f} s")
     assert bpy.ops.face_normals.remove_backend() == {"FINISHED"}
     assert not environment.folder().exists() and environment.ready_info() is None and LINK.process is None
     with pytest.raises(RuntimeError, match="not set up yet"):
