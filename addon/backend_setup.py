@@ -451,8 +451,9 @@ class SetupJob(Job):
                 self._fail(f"The backend was installed but did not answer within {START_SECONDS:.0f} s")
             return False
         # 5. ready: the marker, written last
-        LINK.process, LINK.info = self.server, info
-        LINK.configure(self.prefs.address, self.prefs.timeout)
+        LINK.configure(self.prefs.address, self.prefs.timeout)      # first: a new address forgets old answers
+        LINK.process = self.server
+        LINK.connected(info)
         self.info = info
         environment.write_marker({"python": str(environment.python(self.root)), "base_python": self.base,
                                   "torch_build": self.prefs.torch_build,
