@@ -44,11 +44,14 @@ class ConnectJob(Job):
             raise JobFailed(LINK.error)
         try:
             LINK.start_server(self.prefs)
-        except (OSError, ValueError) as error:      # e.g. a Backend Python that does not exist
+        except ValueError as error:                 # the add-on's environment is not set up
+            LINK.stop_server()
+            raise JobFailed(str(error)) from None
+        except OSError as error:                    # e.g. a Backend Python that does not exist
             LINK.stop_server()
             raise JobFailed(f"Could not start the backend with '{self.prefs.python_command}': "
-                            f"{getattr(error, 'strerror', None) or error}. Check Backend Python in the "
-                            f"add-on preferences") from None
+                            f"{error.strerror or error}. Check Backend Python in the add-on preferences, "
+                            f"or choose Backend: Set Up by the Add-on") from None
         self.title, self.status = "Starting the backend", "loading the model"
         self._started_at = time.monotonic()
         return False

@@ -12,8 +12,9 @@ which Blender would also offer to 3.11 (where it does not load), so the 3.13 zip
 
 Each zip stages the add-on's modules, the pure packages it shares with the backend
 (backend/client, backend/core: written once, shipped as they are), the shaders and the manifest
-(version from backend/__init__.py, the wheels of that Python), fetches the pyzmq wheels (from
-PyPI, once, into .cache/wheels), then validates and builds with Blender's own extension tool
+(version from backend/__init__.py, the wheels of that Python) and the backend as a wheel (a data
+file that Set Up Backend installs, built once for both), fetches the pyzmq wheels (from PyPI,
+once, into .cache/wheels), then validates and builds with Blender's own extension tool
 (bl_pkg's blender_ext.py, which the bpy wheel ships).  This file is not part of the zip."""
 from __future__ import annotations
 
@@ -72,6 +73,33 @@ def fetch_wheel(build: PythonBuild, platform_tag: str) -> Path:
     return found[-1]
 
 
+def build_backend_wheel() -> Path:
+    """The face-normals package (backend + shaders + the shipped weights, pyproject's package-data)
+    as a wheel: a data file of each zip that Set Up Backend installs into the backend's own
+    environment (not in the manifest's `wheels`, which Blender installs into its own Python).
+    Checked to hold the weights."""
+    import zipfile
+    out = ROOT / "build" / "backend_wheel"
+    if out.exists():
+        shutil.rmtree(out)
+    egg_info = ROOT / "face_normals.egg-info"
+    had_egg_info = egg_info.exists()
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)     # setuptools' copy: no stale modules
+    # setuptools of this environment when it has one (fast, offline); else pip's isolated build
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+                    "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True)
+    if not had_egg_info:
+        shutil.rmtree(egg_info, ignore_errors=True)
+    wheel = next(out.glob("face_normals-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("backend/weights/face_normals.safetensors", "backend/weights/face_normals.json",
+                   "backend/__main__.py", "shaders/relight.frag.glsl"):
+        if needed not in names:
+            sys.exit(f"error: the backend wheel lacks {needed} (pyproject's package-data?)")
+    return wheel
+
+
 def version() -> str:
     found = re.search(r'^__version__ = "([^"]+)"', (ROOT / "backend" / "__init__.py").read_text(), re.M)
     if found is None:
@@ -79,7 +107,7 @@ def version() -> str:
     return found.group(1)
 
 
-def stage(build: PythonBuild) -> None:
+def stage(build: PythonBuild, backend_wheel: Path) -> None:
     if STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True)
@@ -100,14 +128,17 @@ def stage(build: PythonBuild) -> None:
         'id = "face_normals"\n', f'id = "face_normals"\nversion = "{version()}"\n', 1)
     manifest = manifest.replace("[permissions]", f"wheels = [\n{listed}]\n\n[permissions]", 1)
     (STAGE / "blender_manifest.toml").write_text(manifest)
+    (STAGE / "backend_wheel").mkdir()
+    shutil.copy2(backend_wheel, STAGE / "backend_wheel" / backend_wheel.name)
 
 
 def main() -> list[Path]:
     tool = blender_ext()
     (ROOT / "dist").mkdir(exist_ok=True)
     built = []
+    backend_wheel = build_backend_wheel()
     for build in BUILDS:
-        stage(build)
+        stage(build, backend_wheel)
         subprocess.run([sys.executable, str(tool), "validate", str(STAGE)], check=True)
         name = f"face_normals-{version()}{build.suffix}.zip"
         subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(STAGE),

@@ -7,6 +7,8 @@ import os
 import shlex
 import tempfile
 
+from . import environment
+
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
 
@@ -52,11 +54,13 @@ class BackendLink:
     def disconnected(self, error: ServerError, address: str) -> None:
         self.info, self.error = None, _explain(error, address)
 
-    def start_server(self, prefs) -> None:
-        """Launch `<python> -m backend serve` and return at once (see `server_ready`)."""
+    def start_server(self, prefs, python: list[str] | None = None) -> None:
+        """Launch `<python> -m backend serve` and return at once (see `server_ready`).  python:
+        default the Backend Python the preferences choose (environment.backend_python; raises
+        ValueError with what to do when that is the add-on's environment and it is not set up)."""
         if self.process is not None and self.process.running:
             return
-        python = shlex.split(prefs.python_command) or ["python3"]
+        python = python or environment.backend_python(prefs)
         safe = "".join(c if c.isalnum() else "_" for c in prefs.address)
         log = os.path.join(tempfile.gettempdir(), f"face-normals-backend-{safe}.log")
         extra = shlex.split(prefs.backend_args)

@@ -11,6 +11,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProperty
 
 from . import images, materials, portrait, preferences
+from .backend_setup import RemoveJob, SetupJob
 from .backend_jobs import ConnectJob, EstimateJob, StopJob, store_estimates
 from .client.protocol import EstimateOptions
 from .jobs import JobOperator
@@ -56,6 +57,42 @@ class FACE_NORMALS_OT_stop_backend(JobOperator, bpy.types.Operator):
 
     def finish(self, context, job):
         self.report({"INFO"}, "Backend stopped")
+        return {"FINISHED"}
+
+
+class FACE_NORMALS_OT_setup_backend(JobOperator, bpy.types.Operator):
+    bl_idname = "face_normals.setup_backend"
+    bl_label = "Set Up Backend"
+    bl_description = ("Make the backend's own Python environment in the add-on's user folder, install the "
+                      "bundled backend and PyTorch into it, and start it (a few minutes; Esc cancels)")
+
+    def make_job(self, context):
+        return SetupJob(preferences.get(context))
+
+    def modal(self, context, event):
+        result = super().modal(context, event)
+        if event.type == "TIMER" or result != {"RUNNING_MODAL"}:   # the preferences show progress, errors
+            for window in context.window_manager.windows:
+                for area in window.screen.areas:
+                    if area.type == "PREFERENCES":
+                        area.tag_redraw()
+        return result
+
+    def finish(self, context, job):
+        self.report({"INFO"}, f"Backend set up and running: {LINK.status}")
+        return {"FINISHED"}
+
+
+class FACE_NORMALS_OT_remove_backend(JobOperator, bpy.types.Operator):
+    bl_idname = "face_normals.remove_backend"
+    bl_label = "Remove Backend"
+    bl_description = "Stop the backend the add-on set up and delete its environment"
+
+    def make_job(self, context):
+        return RemoveJob()
+
+    def finish(self, context, job):
+        self.report({"INFO"}, "Backend removed")
         return {"FINISHED"}
 
 
@@ -202,5 +239,6 @@ def _shown_normal_map(context) -> bpy.types.Image | None:
     return bpy.data.images.get(images.derived_name(photo.name, "normal"))
 
 
-CLASSES = (FACE_NORMALS_OT_check_backend, FACE_NORMALS_OT_start_backend, FACE_NORMALS_OT_stop_backend,
+CLASSES = (FACE_NORMALS_OT_setup_backend, FACE_NORMALS_OT_remove_backend, FACE_NORMALS_OT_check_backend,
+           FACE_NORMALS_OT_start_backend, FACE_NORMALS_OT_stop_backend,
            FACE_NORMALS_OT_estimate, FACE_NORMALS_OT_apply_to_material, FACE_NORMALS_OT_relightable_portrait)

@@ -5,6 +5,7 @@ import textwrap
 
 import bpy
 
+from . import environment, preferences
 from .link import LINK
 
 
@@ -18,6 +19,9 @@ def draw_message(layout, context, text: str, icon: str = "NONE") -> None:
 
 def draw_backend(layout, context) -> None:
     box = layout.box()
+    if not LINK.info and preferences.get().backend_source == "ADDON" and environment.ready_info() is None:
+        box.label(text="Backend not set up yet", icon="INFO")
+        box.operator("face_normals.setup_backend", text="Set Up Backend", icon="IMPORT")
     draw_message(box, context, LINK.status, "CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
     if LINK.error:
         draw_message(box, context, LINK.error)

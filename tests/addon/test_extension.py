@@ -26,9 +26,12 @@ def image_array(image) -> np.ndarray:
 
 
 @pytest.mark.parametrize("zip_fixture, tag", [("extension_zip", "cp311"), ("extension_zip_313", "cp313")])
-def test_the_zip_holds_the_addon_and_shaders_not_the_backend(zip_fixture, tag, request):
+def test_the_zip_holds_the_addon_and_shaders_and_the_backend_only_as_a_wheel(zip_fixture, tag, request):
+    from backend import __version__
     archive = zipfile.ZipFile(request.getfixturevalue(zip_fixture))
     names = archive.namelist()
+    assert [n for n in names if n.endswith(".whl") and not n.startswith("wheels/pyzmq")] == \
+        [f"backend_wheel/face_normals-{__version__}-py3-none-any.whl"]   # for Set Up Backend: test_setup.py
     assert "blender_manifest.toml" in names and "__init__.py" in names and "client/protocol.py" in names
     assert "core/frames.py" in names
     assert {"shaders/relight.py", "shaders/relight.frag.glsl", "shaders/relight.vert.glsl"} <= set(names)
@@ -211,7 +214,7 @@ def test_the_documented_batch_script_runs(extension_zip, untrained_weights, astr
              f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
              "repo='user_default', enable_on_install=True); "
              "from bl_ext.user_default.face_normals import preferences; p = preferences.get(); "
-             f"p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
+             f"p.backend_source = 'OWN'; p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
              f"p.backend_args = '--weights {untrained_weights} --state-file {tmp_path / 's.json'}'; "
              "p.idle_timeout = 60; "
              f"sys.argv = ['batch', '--', {str(photos)!r}, {str(tmp_path / 'out.blend')!r}]; "
