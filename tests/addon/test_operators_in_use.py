@@ -12,16 +12,16 @@ pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension in
 def test_a_backend_python_that_does_not_exist_is_a_clear_error(clean_file, addon, astronaut, tmp_path):
     bpy = clean_file
     prefs = addon.preferences.get()
-    saved = (prefs.address, prefs.auto_start, prefs.timeout, prefs.python_command)
+    saved = (prefs.address, prefs.auto_start, prefs.timeout, prefs.python_command, prefs.backend_source)
     prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5798", True, 1.0
-    prefs.python_command = str(tmp_path / "no" / "python")
+    prefs.python_command, prefs.backend_source = str(tmp_path / "no" / "python"), "OWN"
     try:
         photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "a.png")))
         with pytest.raises(RuntimeError, match="Could not start the backend with .*Check Backend Python") as caught:
             bpy.ops.face_normals.estimate(image_name=photo.name)
         assert "Traceback" not in str(caught.value)
     finally:
-        prefs.address, prefs.auto_start, prefs.timeout, prefs.python_command = saved
+        prefs.address, prefs.auto_start, prefs.timeout, prefs.python_command, prefs.backend_source = saved
         addon.link.LINK.forget_server()
 
 
