@@ -299,7 +299,8 @@ class Server:
             if work.options.get("mask", True):
                 payloads.append(np.round(done.mask * 255).astype(np.uint8))
             done.timings["encode"] = time.perf_counter() - start
-            results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
+            results.append({"ok": True, "faces": [list(f.box) for f in done.faces],
+                            "face_details": [f.to_json() for f in done.faces],
                             "centres": [list(c) for c in done.centres],
                             "camera_space": done.camera_space, "timings": done.timings})
             if len(work.payloads) > 1:
