@@ -49,7 +49,8 @@ def _to_nhwc(x: torch.Tensor) -> torch.Tensor:
 
 class GraphModule(nn.Module):
     """Runs the recorded ops on a batch; input (N, 3, H, W), outputs in TFLite's shapes (NHWC
-    for 4-D ones) with the batch size in front."""
+    for 4-D ones) with the batch size in front.  A graph without resizes also runs on larger
+    inputs than it was made for (its detections' count grows with the input)."""
 
     def __init__(self, graph: dict, constants: dict[str, torch.Tensor]):
         super().__init__()
@@ -136,7 +137,10 @@ class GraphModule(nn.Module):
         return x.reshape(n, c // block ** 2, h * block, w * block)
 
     def _reshape(self, op, x, *_shape):
-        return _to_nhwc(x).reshape(x.shape[0], *op["shapes"][0][1:])
+        # (1, anchors, values): the anchors' count follows the input's size (a fully
+        # convolutional detector run on a larger input, as a sliding window)
+        shape = op["shapes"][0][1:]
+        return _to_nhwc(x).reshape(x.shape[0], *([-1, shape[-1]] if len(shape) == 2 else shape))
 
     def _concatenation(self, op, *tensors):
         axis = op["axis"]

@@ -101,8 +101,9 @@ def test_no_face_in_a_plain_picture_or_noise(detector):
 
 def test_anchors_are_mediapipes():
     assert anchors(SHORT_RANGE).shape == (896, 2) and anchors(FULL_RANGE).shape == (2304, 2)
-    assert np.allclose(anchors(SHORT_RANGE)[:2], [[0.5 / 16, 0.5 / 16]] * 2)
-    assert np.allclose(anchors(SHORT_RANGE)[-1], [7.5 / 8, 7.5 / 8])
+    assert np.allclose(anchors(SHORT_RANGE)[:2], [[4, 4]] * 2)       # input pixels
+    assert np.allclose(anchors(SHORT_RANGE)[-1], [120, 120])
+    assert anchors(SHORT_RANGE, 512).shape == (896 * 16, 2)          # the window slid over 512²
 
 
 def test_a_missing_model_file_names_itself_and_the_conversion(tmp_path):
