@@ -39,6 +39,7 @@ SIZES = (512, 2048)
 class TrueFace:
     centre: np.ndarray   # (2,) photo pixels: where training centres the crop (FACE_CENTRE)
     height: float        # face height in pixels (chin to hairline of the mean head)
+    tags: dict = dataclasses.field(default_factory=dict)  # how it was made, for the breakdown
 
 
 @dataclasses.dataclass
@@ -235,8 +236,13 @@ def make_photos(scenes: Scenes, count: int, backgrounds: int) -> list[Photo]:
         for _ in range(number):
             fraction = math.exp(rng.uniform(math.log(0.08), math.log(0.9 if number == 1 else 0.35)))
             pose = (rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30))
-            image, truth = scenes.face(index, fraction * size, lights[index % 3], occluders[index % 4], pose)
+            light, occluder = lights[index % 3], occluders[index % 4]
+            image, truth = scenes.face(index, fraction * size, light, occluder, pose)
             index += 1
+            tags = {"light": light, "occluder": occluder, "photo": f"{size}²",
+                    "face height": _bin(100 * fraction, (15, 30), "%"),
+                    "|yaw|": _bin(abs(pose[0]), (30, 45), "°"), "|pitch|": _bin(abs(pose[1]), (15,), "°"),
+                    "|roll|": _bin(abs(pose[2]), (15,), "°"), "faces in photo": "1" if number == 1 else "2-4"}
             side = image.shape[0]
             for _attempt in range(30):  # a place that overlaps no other face's square
                 x, y = (int(rng.integers(min(0, size - side), max(size - side, 0) + 1)) for _ in range(2))
@@ -246,12 +252,21 @@ def make_photos(scenes: Scenes, count: int, backgrounds: int) -> list[Photo]:
                 continue
             boxes.append((x, y, side))
             _paste(canvas, image, x, y)
-            truths.append(TrueFace(truth.centre + (x, y), truth.height))
+            truths.append(TrueFace(truth.centre + (x, y), truth.height, tags))
         photos.append(Photo(canvas, truths, "several" if several else "face"))
         made += len(truths)
     for _ in range(backgrounds):
         photos.append(Photo(_background(rng, SIZES[len(photos) % 2], noise), [], "background"))
     return photos
+
+
+def _bin(value: float, edges: tuple, unit: str) -> str:
+    low = 0
+    for edge in edges:
+        if value < edge:
+            return f"{low}-{edge}{unit}"
+        low = edge
+    return f">={low}{unit}"
 
 
 def _paste(canvas, image, x, y) -> None:
@@ -272,6 +287,7 @@ class Score:
     centre_errors: list = dataclasses.field(default_factory=list)
     scale_errors: list = dataclasses.field(default_factory=list)
     seconds: dict = dataclasses.field(default_factory=lambda: {s: [] for s in SIZES})
+    by_tag: dict = dataclasses.field(default_factory=dict)  # (tag, value) -> [found, faces]
 
 
 def score(detector, photos: list[Photo]) -> Score:
@@ -284,7 +300,12 @@ def score(detector, photos: list[Photo]) -> Score:
         for truth in photo.faces:
             result.faces += 1
             distances = [np.linalg.norm(np.array(c.centre) - truth.centre) for c in unmatched]
-            if distances and min(distances) < 0.5 * truth.height:
+            found = bool(distances) and min(distances) < 0.5 * truth.height
+            for tag in truth.tags.items():
+                counts = result.by_tag.setdefault(tag, [0, 0])
+                counts[0] += found
+                counts[1] += 1
+            if found:
                 crop = unmatched.pop(int(np.argmin(distances)))
                 result.found += 1
                 result.centre_errors.append(100 * min(distances) / truth.height)
@@ -310,6 +331,14 @@ def print_table(rows: dict[str, Score], photos: list[Photo]) -> None:
         ms = "".join(f"{1000 * np.mean(s.seconds[size]):>10.1f}" for size in SIZES)
         print(f"{name:<24}{found:>14}{s.false_on_faces:>15}{s.false_on_backgrounds:>12}{centre:>14}{scale:>13}{ms}")
     print("(crop errors: medians over the faces each detector found)")
+    print(f"\nfound, by how the face was made:\n{'':<28}" + "".join(f"{name:>24}" for name in rows))
+    tags = sorted({tag for s in rows.values() for tag in s.by_tag})
+    for tag in tags:
+        cells = []
+        for s in rows.values():
+            found, total = s.by_tag.get(tag, (0, 0))
+            cells.append(f"{found}/{total} {100 * found / max(total, 1):5.1f}%")
+        print(f"{tag[0] + ' ' + tag[1]:<28}" + "".join(f"{c:>24}" for c in cells))
 
 
 def portraits(folder: Path) -> None:
