@@ -140,9 +140,9 @@ def _turned(image, centre, degrees):
 
 @pytest.mark.parametrize("degrees", [30, -30])
 def test_a_rolled_face_gives_the_upright_faces_normals_turned(shipped, astronaut, degrees):
-    """The issue's target is 1 degree (mean over the face) at 30 degrees of roll; measured on
-    the astronaut 0.47 (+30) and 1.02 (-30): the bound here is 1.5, the rest is resampling the
-    rolled photo and the network's own small sensitivity to how a crop lands on the pixels."""
+    """Within 1 degree (mean over the face) at 30 degrees of roll, the issue's target; measured
+    on the astronaut 0.70 (+30) and 0.85 (-30), 14.5 without turning the normals back.  What is
+    left is resampling the rolled photo and where exactly the crop lands on its pixels."""
     photo = astronaut.astype(np.float32) / 255
     upright = shipped.estimate(photo)
     rolled_photo, turn = _turned(photo, upright.faces[0].centre, degrees)
@@ -155,7 +155,7 @@ def test_a_rolled_face_gives_the_upright_faces_normals_turned(shipped, astronaut
     expected /= np.linalg.norm(expected, axis=-1, keepdims=True).clip(1e-6)
     face = (weight > 0.99) & (rolled.mask > 0.99)
     error = np.degrees(np.arccos(np.clip((expected * rolled.normals).sum(-1), -1, 1)))[face]
-    assert face.sum() > 5000 and error.mean() < 1.5
+    assert face.sum() > 5000 and error.mean() < 1.0
 
 
 def test_every_face_of_a_photo_is_estimated(estimator, astronaut):
