@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
                          help="normal-map convention (directx flips green); default opengl")
     predict.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
     predict.add_argument("--exr", action="store_true", help="also write <stem>_normal.exr (float32)")
+    predict.add_argument("--json", action="store_true",
+                         help="print one JSON object per photo on stdout (JSON Lines: photo, "
+                              "outputs, faces with box, roll, score and named landmarks; or error); "
+                              "the progress lines then go to stderr")
     predict.add_argument("--focal-mm", type=_focal_length,
                          help="the photos' focal length, 35 mm equivalent: normals in camera space "
                               "(without it each face's are relative to the line of sight to it)")
@@ -210,6 +214,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     failures = 0
     progress = tqdm(paths, unit="photo", disable=len(paths) < 2, file=sys.stderr)
+    report = sys.stderr if args.json else sys.stdout
     for path in progress:
         progress.set_postfix_str(path.name)
         try:
@@ -224,25 +229,31 @@ def run_predict(args: argparse.Namespace) -> int:
                 write_exr(output / f"{path.stem}_normal.exr", normals)
         except (ImageError, NoFaceError, ServerError) as error:
             failures += 1
-            progress.write(f"error: {error if str(path) in str(error) else f'{path}: {error}'}",
-                           file=sys.stderr)
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"
+            progress.write(f"error: {message}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"photo": str(path), "error": message}), flush=True)
             continue
         progress.write(f"{path} -> {output / (path.stem + '_normal.png')} "
                        f"({len(faces) or 'no'} face{'s' * (len(faces) != 1)} detected"
-                       f"{', detection off' if args.no_detect else ''})")
+                       f"{', detection off' if args.no_detect else ''})", file=report)
+        if args.json:
+            print(json.dumps({"photo": str(path), "normal": str(output / f"{path.stem}_normal.png"),
+                              "mask": str(output / f"{path.stem}_mask.png"), "faces": faces}),
+                  flush=True)
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
 def _local_estimator(args: argparse.Namespace):
-    """path -> (normals, mask, faces) with the model loaded in this process."""
+    """path -> (normals, mask, faces as Face.to_json gives them) with the model loaded here."""
     from .estimator import Estimator
     estimator = Estimator(args.weights, device=args.device)
 
     def estimate(path: Path):
         result = estimator.estimate_file(path, detect=not args.no_detect, focal_35mm=args.focal_mm)
-        return result.normals, result.mask, result.faces
+        return result.normals, result.mask, [face.to_json() for face in result.faces]
     return estimate
 
 
@@ -264,7 +275,7 @@ def _remote_estimator(args: argparse.Namespace):
                                    normals_dtype="uint16", focal_35mm=args.focal_mm, timeout=args.timeout)
         if "error" in result:
             raise ServerError(result["error"].code, str(result["error"]))
-        return result["normals"], result["mask"], result["faces"]
+        return result["normals"], result["mask"], result["face_details"]
     return estimate
 
 

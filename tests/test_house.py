@@ -6,7 +6,7 @@
     estimator -> core, client.protocol
     server -> estimator, core, client.protocol
     training -> estimator, core, shaders
-    benchmarks, cli, demo -> anything (they drive the rest); nothing imports them but the tests
+    benchmarks, cli, demo, tools -> anything (they drive the rest); nothing imports them but the tests
 """
 import ast
 import sys
@@ -24,7 +24,7 @@ ALLOWED = {
     "shaders": set(),
     "addon": {"client", "client.protocol", "core", "shaders"},
 }
-DRIVERS = {"benchmarks", "cli", "demo", "__main__"}
+DRIVERS = {"benchmarks", "cli", "demo", "tools", "__main__"}
 CORE_THIRD_PARTY = {"numpy"}
 
 

@@ -269,8 +269,8 @@ class Client:
                  focal_35mm: float | None = None, timeout: float | None = None) -> list[dict]:
         """Normals for a list of images (encoded file bytes, or uint8/uint16/float arrays).
         Returns one dict per image: {"normals": (H, W, 3) float32, "mask": (H, W) float32 or None,
-        "faces", "centres", "camera_space", "timings"}, or {"error": ServerError} for an image
-        that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
+        "faces", "face_details", "centres", "camera_space", "timings"}, or {"error": ServerError}
+        for an image that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
         the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py)."""
         options = protocol.EstimateOptions(detect, convention, mask, normals_dtype, focal_35mm)
         request = self.submit("estimate", options.to_wire(), list(images))
@@ -304,6 +304,7 @@ def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict[str, Any]]
         normals = protocol.unpack_normals(next(payloads))
         face_mask = mask_from_uint8(next(payloads)) if mask else None
         out.append({"normals": normals, "mask": face_mask, "faces": result["faces"],
+                    "face_details": result.get("face_details", []),  # absent from older servers
                     "centres": result["centres"], "camera_space": result["camera_space"],
                     "timings": result["timings"]})
     return out

@@ -19,11 +19,22 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 in camera space; without it each face's are relative to the line of sight to its
                 centre, see frames.py).
                 Reply {"kind": "result", "results": [RESULT, ...], "frames": [PAYLOAD, ...]}
-                RESULT is {"ok": true, "faces": [[x, y, w, h], ...], "centres": [[x, y], ...]
+                RESULT is {"ok": true, "faces": [[x, y, w, h], ...] (each face's box: its
+                landmarks' extent, pixels, largest face first), "face_details": [FACE, ...] (the
+                same faces in the same order), "centres": [[x, y], ...]
                 (the pixel each face's crop is centred on), "camera_space": bool, "timings"} (its
                 normals, then its mask if asked, are the next payload frames; uint16 normals are
                 n * 0.5 + 0.5 scaled to 0..65535) or {"ok": false, "code", "message"}: one bad
                 image of a batch does not fail the others.
+                FACE is {"box": [x, y, w, h], "roll": degrees the face is turned counter-
+                clockwise in the photo (its crop was turned upright, its normals back),
+                "score": the detector's face probability, "presence": the face mesh's,
+                "landmarks": {NAME: [x, y], ...}} with NAME each of right_eye_outer,
+                right_eye_inner, left_eye_inner, left_eye_outer, nose_tip, upper_lip, lower_lip,
+                right_mouth_corner, left_mouth_corner, chin, forehead ("right": the person's
+                right, the photo's left): 11 of MediaPipe's 468 face-mesh points (the Python API,
+                NormalMap.faces, has all 468).  Pixel coordinates are continuous: pixel (i, j)
+                spans x i..i+1, y j..j+1.  With detect false there are no faces.
                 While it works the server sends {"kind": "progress", "done", "total"}.
   "cancel"   -> options {"target": id}; the target's reply becomes an error with code
                 "cancelled" (queued work is dropped at once, work in progress between images);

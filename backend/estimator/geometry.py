@@ -1,47 +1,90 @@
 """Face crops and pasting their normals back: the squares the network sees, and the soft mask.
 
-A crop is an axis-aligned square of the photo scaled to the network's size, so its normals need no
-rotation on the way back (the crop only translates and scales the image).  They are relative to
-the line of sight to the crop's centre; with the camera's focal length the pipeline turns them into
-camera space (core/frames.py)."""
+A crop is a square of the photo, turned upright when the face is rolled, scaled to the network's
+size.  Its normals come back through the same turn: a normal's x and y rotate with the image.
+They are relative to the line of sight to the crop's centre; with the camera's focal length the
+pipeline turns them into camera space (core/frames.py)."""
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .detection import FaceBox
+if TYPE_CHECKING:
+    from .detection import Face
 
-CROP_MARGIN = 1.8      # crop side / detector box side: the box is brows-to-mouth, the crop the head
-CROP_SHIFT_DOWN = 0.1  # of the box side: detector boxes sit high on the face
+# How the network's training renders frame a face (training/synthetic.py: the crop centred on
+# the head's FACE_CENTRE, the face 50-90% of the crop's height), measured from the face mesh's
+# landmarks on renders (backend/benchmarks/detection.py --calibrate): the crop's centre lies
+# CENTRE_DOWN face sizes below the eyes' midpoint (along the face's upright axis) and its side is
+# CROP_SIDE face sizes, where the face size is the mean of the eyes' distance and the
+# eyes-to-mouth distance, both in 3-D (the mesh's depth included), so that turning the head
+# changes neither.
+CENTRE_DOWN = 0.275
+CROP_SIDE = 3.86
 
 
 @dataclasses.dataclass(frozen=True)
 class Crop:
-    """A square window of the photo: top-left (x0, y0) and side, in image pixels (may overhang)."""
+    """A square window of the photo: the top-left (x0, y0) of the upright square and its side, in
+    image pixels (may overhang), turned by `angle` degrees counter-clockwise about its centre."""
     x0: float
     y0: float
     side: float
+    angle: float = 0.0
+
+    @classmethod
+    def around(cls, centre, side: float, angle: float = 0.0) -> Crop:
+        return cls(float(centre[0]) - side / 2, float(centre[1]) - side / 2, side, angle)
 
     @property
     def centre(self) -> tuple[float, float]:
         return (self.x0 + self.side / 2, self.y0 + self.side / 2)
 
+    def _turn(self) -> np.ndarray:
+        """Image-space (y down) rotation that takes the window's content upright."""
+        a = math.radians(self.angle)
+        return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+
     def affine_to(self, size: int) -> np.ndarray:
         """2x3 matrix mapping photo pixel indices into a size x size crop's (pixel centres align,
         so the crop's edge pixels sample inside the window, not half a pixel beyond it)."""
-        s = size / self.side
-        return np.array([[s, 0, (0.5 - self.x0) * s - 0.5],
-                         [0, s, (0.5 - self.y0) * s - 0.5]], np.float64)
+        linear = size / self.side * self._turn()
+        centre = np.array(self.centre) - 0.5
+        return np.c_[linear, (size - 1) / 2 - linear @ centre]
+
+    def from_unit(self) -> np.ndarray:
+        """2x3 matrix mapping the window's unit square ((0, 0) top-left corner, (1, 1) bottom
+        right, as the face models give positions) to photo coordinates (pixel edges)."""
+        linear = self.side * self._turn().T
+        return np.c_[linear, np.array(self.centre) - linear @ np.array([0.5, 0.5])]
+
+    def corners(self) -> np.ndarray:
+        """(4, 2) the window's corners in photo coordinates."""
+        return np.array([[0, 0], [1, 0], [1, 1], [0, 1]]) @ self.from_unit()[:, :2].T + self.from_unit()[:, 2]
 
 
-def crop_for_face(face: FaceBox, margin: float = CROP_MARGIN) -> Crop:
-    cx, cy = face.centre
-    cy += CROP_SHIFT_DOWN * face.height
-    side = max(face.width, face.height) * margin
-    return Crop(cx - side / 2, cy - side / 2, side)
+def face_size(face: Face) -> float:
+    """Mean of the 3-D eye distance and eyes-to-mouth distance (mesh pixels)."""
+    points = face.landmarks
+    right_eye, left_eye = points[[33, 133]].mean(0), points[[362, 263]].mean(0)
+    mouth = points[[13, 14, 61, 291]].mean(0)
+    eyes = (right_eye + left_eye) / 2
+    return float((np.linalg.norm(left_eye - right_eye) + np.linalg.norm(mouth - eyes)) / 2)
+
+
+def crop_for_face(face: Face) -> Crop:
+    """The network's crop of a face, framed as in training, from the eyes, nose and mouth, and
+    turned upright by the face's roll."""
+    points = face.landmarks[:, :2]
+    eyes = (points[[33, 133]].mean(0) + points[[362, 263]].mean(0)) / 2
+    size = face_size(face)
+    a = math.radians(face.roll)
+    down = np.array([math.sin(a), math.cos(a)])   # chin-ward along the face (y grows downward)
+    return Crop.around(eyes + CENTRE_DOWN * size * down, CROP_SIDE * size, face.roll)
 
 
 def crop_whole_image(height: int, width: int) -> Crop:
@@ -50,11 +93,28 @@ def crop_whole_image(height: int, width: int) -> Crop:
     return Crop((width - side) / 2, (height - side) / 2, side)
 
 
-def cut_crop(image: np.ndarray, crop: Crop, size: int) -> np.ndarray:
-    """The crop resampled to size x size; parts outside the photo repeat its border."""
-    interpolation = cv2.INTER_AREA if crop.side > size else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, crop.affine_to(size), (size, size), flags=interpolation,
-                          borderMode=cv2.BORDER_REPLICATE)
+def cut_crop(image: np.ndarray, crop: Crop, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """The crop resampled to size x size; parts outside the photo repeat its border (or are
+    black with border=cv2.BORDER_CONSTANT).  A window much larger than `size` is cut from a
+    halved copy of the photo first, so that the samples average rather than alias."""
+    scale = 1.0
+    while crop.side / scale > 2 * size and min(image.shape[:2]) > 2:
+        image = cv2.pyrDown(image)
+        scale *= 2
+    if scale > 1:
+        crop = Crop(crop.x0 / scale, crop.y0 / scale, crop.side / scale, crop.angle)
+    return cv2.warpAffine(image, crop.affine_to(size), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=border)
+
+
+def turn_normals(normals: np.ndarray, crop: Crop) -> np.ndarray:
+    """Normals of the upright crop (x right, y up) -> the photo's, turned with the face's roll."""
+    if crop.angle == 0:
+        return normals
+    a = math.radians(crop.angle)   # counter-clockwise as seen, which is +x toward +y
+    turn = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]],
+                    np.float32)
+    return normals @ turn.T
 
 
 def face_mask(crop_size: int) -> np.ndarray:
@@ -76,22 +136,25 @@ class Patch:
 
 
 def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
-    """Crop-space normals (S, S, 3) and mask (S, S) -> the photo-space patch the crop covers."""
-    x_start, y_start = max(0, math.floor(crop.x0)), max(0, math.floor(crop.y0))
-    x_stop = min(width, math.ceil(crop.x0 + crop.side))
-    y_stop = min(height, math.ceil(crop.y0 + crop.side))
+    """Crop-space normals (S, S, 3) and mask (S, S) -> the photo-space patch the crop covers
+    (the normals already turned into the photo's orientation: turn_normals)."""
+    corners = crop.corners()
+    x_start, y_start = (max(0, math.floor(v)) for v in corners.min(0))
+    x_stop = min(width, math.ceil(corners[:, 0].max()))
+    y_stop = min(height, math.ceil(corners[:, 1].max()))
     size = (max(x_stop - x_start, 0), max(y_stop - y_start, 0))
     # patch pixel (i, j) is photo pixel (x_start + i, y_start + j)
-    to_crop: np.ndarray = crop.affine_to(normals.shape[0]) @ np.array(
+    crop_size = normals.shape[0]
+    to_crop: np.ndarray = crop.affine_to(crop_size) @ np.array(
         [[1, 0, x_start], [0, 1, y_start], [0, 0, 1]], np.float64)
     # Replicating the border keeps the window's outermost half pixel valid; beyond the window the
     # mask is then cut to zero, so nothing outside the crop is claimed.
     flags, border = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, cv2.BORDER_REPLICATE
     patch_normals = cv2.warpAffine(normals, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0], 3)
     patch_mask = cv2.warpAffine(mask, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0])
-    ys, xs = np.arange(y_start, y_stop) + 0.5, np.arange(x_start, x_stop) + 0.5
-    patch_mask[(ys < crop.y0) | (ys > crop.y0 + crop.side)] = 0
-    patch_mask[:, (xs < crop.x0) | (xs > crop.x0 + crop.side)] = 0
+    ys, xs = np.mgrid[0:size[1], 0:size[0]]
+    inside = np.stack([xs, ys], -1) @ to_crop[:, :2].T + to_crop[:, 2] + 0.5  # crop pixel edges
+    patch_mask[((inside < 0) | (inside > crop_size)).any(-1)] = 0
     return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_normals, patch_mask)
 
 

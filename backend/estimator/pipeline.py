@@ -1,8 +1,9 @@
 """`Estimator`: photo in, full-size normal map and face mask out.
 
-read -> detect faces -> cut a square crop per face -> networks (all faces in one batch)
--> (with the photo's focal length: turn each face's normals into camera space)
--> paste each crop's normals back with a soft mask -> one map, flat (0, 0, 1) away from faces.
+read -> detect faces and their landmarks -> cut a square crop per face, framed by its landmarks
+and turned upright -> networks (all faces in one batch) -> turn each face's normals back with its
+roll (and, with the photo's focal length, into camera space) -> paste each crop's normals back
+with a soft mask -> one map, flat (0, 0, 1) away from faces.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from ..core import frames
 from . import geometry
-from .detection import FaceBox, FaceDetector
+from .detection import Face, FaceDetector
 from .image_io import MAX_PIXELS, read_image
 from .networks import mirror_averaged
 from .weights import DEFAULT_WEIGHTS, load_model
@@ -32,7 +33,7 @@ class NormalMap:
                                  # when the focal length was given, else each face's relative to
                                  # the line of sight to its centre (core/frames.py)
     mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
-    faces: list[FaceBox]         # the detected boxes (empty when detection was skipped)
+    faces: list[Face]            # the faces found, largest first (empty when detection was skipped)
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
     camera_space: bool           # whether the normals were turned into camera space
     timings: dict[str, float]    # seconds per step: read, detect, network, paste
@@ -51,7 +52,7 @@ class Job:
     """A photo between `prepare` and `finish`: its faces and their network-sized crops."""
     shape: tuple[int, int]
     detect: bool
-    faces: list[FaceBox]
+    faces: list[Face]
     windows: list[geometry.Crop]
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
@@ -67,7 +68,7 @@ class Estimator:
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self.model = load_model(self.weights, self.device)
         self.size = self.model.config.input_size
-        self.detector = FaceDetector()
+        self.detector = FaceDetector(device=self.device)
         self.max_pixels = max_pixels
         self.mirror_average = mirror_average
 
@@ -118,6 +119,7 @@ class Estimator:
         crop_mask = (geometry.face_mask(self.size) if job.detect
                      else np.ones((self.size, self.size), np.float32))
         centres = [crop.centre for crop in job.windows]
+        crop_normals = np.stack([geometry.turn_normals(n, crop) for n, crop in zip(crop_normals, job.windows)])
         if job.focal_35mm is not None:
             focal = frames.focal_pixels(job.focal_35mm, width, height)
             principal = (width / 2, height / 2)

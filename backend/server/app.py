@@ -438,7 +438,8 @@ class Server:
             if options.mask:
                 payloads.append(mask_to_uint8(done.mask))
             done.timings["encode"] = time.perf_counter() - start
-            results.append({"ok": True, "faces": [[f.x, f.y, f.width, f.height] for f in done.faces],
+            results.append({"ok": True, "faces": [list(f.box) for f in done.faces],
+                            "face_details": [f.to_json() for f in done.faces],
                             "centres": [list(c) for c in done.centres],
                             "camera_space": done.camera_space, "timings": done.timings})
             del done, wire       # the full-size float maps go before the next image's come

@@ -105,3 +105,19 @@ def test_focal_length_turns_the_face_into_camera_space(tmp_path, astronaut_path,
     assert lean[0] > 0.01 and lean[1] < -0.05        # ~4 degrees left of the axis, ~15 above it
     refused = run_backend("predict", astronaut_path, "-o", tmp_path, "--focal-mm", "0")
     assert refused.returncode == 1 and "focal length" in refused.stderr
+
+
+def test_json_reports_each_photo_and_its_faces(tmp_path, astronaut_path, untrained_weights):
+    """--json: one JSON object per photo on stdout (the progress lines go to stderr)."""
+    (tmp_path / "wall.png").write_bytes(b"")  # an empty file
+    done = run_backend("predict", astronaut_path, tmp_path / "wall.png", "-o", tmp_path / "o",
+                       "--weights", untrained_weights, "--json")
+    assert done.returncode == 1
+    good, bad = map(json.loads, done.stdout.splitlines())
+    assert good["photo"] == str(astronaut_path) and good["normal"].endswith("astronaut_normal.png")
+    [face] = good["faces"]
+    assert set(face) == {"box", "roll", "score", "presence", "landmarks"}
+    assert 200 < face["landmarks"]["nose_tip"][0] < 245 and -8 < face["roll"] < 2
+    assert len(face["box"]) == 4 and face["score"] > 0.8
+    assert bad["photo"].endswith("wall.png") and "empty" in bad["error"]
+    assert "1 face detected" in done.stderr

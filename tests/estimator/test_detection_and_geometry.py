@@ -1,9 +1,12 @@
+
 import cv2
 import numpy as np
 import pytest
 
 from backend.estimator import geometry
-from backend.estimator.detection import FaceBox, FaceDetector
+from backend.estimator.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector, anchors,
+                                         roll_from_eyes)
+from backend.estimator.graph_module import GraphModule, ModelFileError
 from helpers import sphere_normals
 
 
@@ -22,47 +25,98 @@ def _place(canvas_hw, photo, scale, offsets):
     canvas = np.full((*canvas_hw, 3), 0.5, np.float32)
     small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     for x, y in offsets:
-        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        part = canvas[y:y + small.shape[0], x:x + small.shape[1]]
+        part[:] = small[:part.shape[0], :part.shape[1]]
     return canvas
 
 
-def test_finds_the_astronauts_face(detector, photo):
-    faces = detector.detect(photo)
-    assert len(faces) == 1
-    cx, cy = faces[0].centre
-    # Her face sits around x 215, y 115 in the 512x512 portrait
-    assert 180 < cx < 250 and 80 < cy < 150
-    assert 60 < faces[0].width < 160
+def _rolled(photo, centre, degrees):
+    """The photo turned counter-clockwise (as seen) about centre, and the matrix that did it."""
+    turn = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    return cv2.warpAffine(photo, turn, photo.shape[1::-1], borderMode=cv2.BORDER_REFLECT), turn
 
 
-def test_a_face_placed_at_a_known_box_is_found_there(detector, photo):
-    reference = detector.detect(photo)[0]
-    scale, (x, y) = 0.7, (430, 260)
-    canvas = _place((800, 1000), photo, scale, [(x, y)])
-    expected = FaceBox(x + reference.x * scale, y + reference.y * scale,
-                       reference.width * scale, reference.height * scale)
-    faces = detector.detect(canvas)
-    assert len(faces) == 1
-    assert faces[0].iou(expected) > 0.6
+def test_the_astronauts_landmarks_lie_on_her_eyes_nose_and_mouth(detector, photo):
+    [face] = detector.detect(photo)
+    # measured by eye on the 512x512 portrait: outer eye corners, nose tip, mouth
+    for name, (x, y) in {"right_eye_outer": (194, 101), "left_eye_outer": (257, 105),
+                         "nose_tip": (223, 131), "upper_lip": (223, 143)}.items():
+        assert np.hypot(*(face.point(name) - (x, y))) < 6, name
+    assert face.landmarks.shape == (468, 3)
+    assert -8 < face.roll < 2 and face.score > 0.8 and face.presence > 0.9
+    x, y, w, h = face.box
+    assert 170 < x < 190 and 60 < y < 80 and 80 < w < 110 and 95 < h < 120
 
 
-def test_several_faces_are_all_found(detector, photo):
+def test_the_mirror_image_gives_the_mirrored_face(detector, photo):
+    [face] = detector.detect(photo)
+    [mirrored] = detector.detect(photo[:, ::-1].copy())
+    x, y, w, h = face.box
+    assert np.allclose(mirrored.box, (512 - x - w, y, w, h), atol=6)
+    assert mirrored.roll == pytest.approx(-face.roll, abs=2)
+    # the person's right eye is now on the other side of the photo
+    assert mirrored.point("right_eye_outer")[0] == pytest.approx(512 - face.point("left_eye_outer")[0], abs=4)
+
+
+def test_a_rolled_face_is_found_with_its_roll_and_its_crop_turns_with_it(detector, photo):
+    [face] = detector.detect(photo)
+    rolled, turn = _rolled(photo, face.centre, 30)
+    [found] = detector.detect(rolled)
+    assert found.roll == pytest.approx(face.roll + 30, abs=3)
+    moved = face.landmarks[:, :2] @ turn[:, :2].T + turn[:, 2]
+    assert np.abs(found.landmarks[:, :2] - moved).mean() < 3
+    upright, crop = geometry.crop_for_face(face), geometry.crop_for_face(found)
+    assert crop.angle == found.roll
+    assert np.hypot(*(np.array(crop.centre) - turn @ (*upright.centre, 1))) < 3
+    assert crop.side == pytest.approx(upright.side, rel=0.03)
+
+
+def test_two_faces_side_by_side_are_both_found(detector, photo):
     canvas = _place((600, 1200), photo, 0.9, [(40, 60), (640, 100)])
     centres = sorted(face.centre[0] for face in detector.detect(canvas))
     assert len(centres) == 2
     assert centres[0] < 600 < centres[1]
 
 
-def test_no_face_in_a_plain_picture(detector):
+def test_small_faces_in_a_large_photo_are_all_found(detector, photo):
+    """A 2000-px-wide photo with three faces about 150 px high (the short-range model alone,
+    on the whole photo, finds none of them)."""
+    offsets = [(100, 300), (800, 600), (1400, 200)]
+    canvas = _place((1333, 2000), photo, 1.35, offsets)
+    faces = detector.detect(canvas)
+    assert len(faces) == 3
+    for face, (x, y) in zip(sorted(faces, key=lambda f: f.centre[0]), offsets):
+        expected = np.array([x + 225 * 1.35, y + 125 * 1.35])
+        assert np.hypot(*(np.array(face.centre) - expected)) < 30
+        assert 120 < face.box[3] < 180
+
+
+def test_no_face_in_a_plain_picture_or_noise(detector):
     y, x = np.mgrid[0:480, 0:640] / 640.0
     assert detector.detect(np.dstack([x, y, x * y]).astype(np.float32)) == []
+    noise = np.random.default_rng(0).random((512, 512, 3)).astype(np.float32)
+    assert detector.detect(noise) == []
 
 
-def test_crop_is_a_square_around_the_face():
-    crop = geometry.crop_for_face(FaceBox(100, 50, 80, 100))
-    assert crop.side == pytest.approx(100 * geometry.CROP_MARGIN)
-    centre_x = crop.x0 + crop.side / 2
-    assert centre_x == pytest.approx(140)
+def test_anchors_are_mediapipes():
+    assert anchors(SHORT_RANGE).shape == (896, 2) and anchors(FULL_RANGE).shape == (2304, 2)
+    assert np.allclose(anchors(SHORT_RANGE)[:2], [[4, 4]] * 2)       # input pixels
+    assert np.allclose(anchors(SHORT_RANGE)[-1], [120, 120])
+    assert anchors(SHORT_RANGE, 512).shape == (896 * 16, 2)          # the window slid over 512²
+
+
+def test_a_missing_model_file_names_itself_and_the_conversion(tmp_path):
+    with pytest.raises(ModelFileError, match=r"face_landmark\.safetensors is missing.*convert_mediapipe"):
+        GraphModule.load(tmp_path / "face_landmark.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(ModelFileError, match="unreadable"):
+        GraphModule.load(tmp_path / "broken.safetensors")
+
+
+def test_roll_is_counter_clockwise_as_seen():
+    assert roll_from_eyes(np.array([0.0, 0.0]), np.array([10.0, 0.0])) == 0
+    # the person's left eye higher in the photo (smaller y): the face turned counter-clockwise
+    assert roll_from_eyes(np.array([0.0, 0.0]), np.array([10.0, -10.0])) == pytest.approx(45)
 
 
 def test_cut_then_paste_returns_the_same_pixels_in_place(photo):
@@ -72,6 +126,28 @@ def test_cut_then_paste_returns_the_same_pixels_in_place(photo):
     assert (patch.rows, patch.cols) == (slice(40, 240), slice(150, 350))
     assert np.abs(patch.normals - photo[patch.rows, patch.cols]).mean() < 0.02
     assert patch.mask.min() > 0.99
+
+
+def test_a_turned_crop_is_upright_and_pastes_back_in_place(photo):
+    rolled, turn = _rolled(photo, (250.0, 140.0), 30)
+    upright = geometry.cut_crop(photo, geometry.Crop.around((250, 140), 200), 256)
+    crop = geometry.Crop.around((250, 140), 200, angle=30)
+    cut = geometry.cut_crop(rolled, crop, 256)
+    assert np.abs(cut - upright)[20:-20, 20:-20].mean() < 0.03
+    patch = geometry.paste_back(cut, np.ones((256, 256), np.float32), crop, 512, 512)
+    inside = patch.mask > 0.99
+    assert inside.sum() > 0.95 * 200 * 200
+    assert np.abs(patch.normals - rolled[patch.rows, patch.cols])[inside].mean() < 0.03
+    # the mask ends at the turned square's edges, not at its bounding box
+    assert patch.mask[0, 0] == 0 and patch.mask.shape[0] > 260
+
+
+def test_crop_normals_turn_with_the_face():
+    """A face rolled 90 degrees counter-clockwise: its right (+x in the upright crop) is the
+    photo's up (+y), its up is the photo's left."""
+    turned = geometry.turn_normals(np.array([[1.0, 0, 0], [0, 1.0, 0]], np.float32),
+                                   geometry.Crop(0, 0, 10, angle=90))
+    assert np.allclose(turned, [[0, 1, 0], [-1, 0, 0]], atol=1e-6)
 
 
 def test_patch_is_clipped_to_the_photo_and_masked_to_the_window():
@@ -95,6 +171,22 @@ def test_paste_back_keeps_the_orientation_of_camera_space_normals():
     assert normals[200, 400, 2] > 0.99
     assert np.allclose(normals[10, 10], [0, 0, 1]) and mask[10, 10] == 0
     assert np.allclose(np.linalg.norm(normals, axis=-1), 1, atol=1e-5)
+
+
+def test_a_turned_sphere_pastes_back_as_the_same_sphere():
+    """A sphere is the same whatever its roll: cut turned, its normals turned back, it must
+    still point right on the right and up at the top of the photo."""
+    crop = geometry.Crop(x0=300.0, y0=100.0, side=200.0, angle=35)
+    sphere = sphere_normals(256)[0]
+    patch = geometry.paste_back(geometry.turn_normals(sphere, crop), np.ones((256, 256), np.float32),
+                                crop, 480, 640)
+    normals, _ = geometry.composite([patch], 480, 640)
+    yy, xx = np.mgrid[0:480, 0:640] + 0.5
+    dx, dy = (xx - 400) / 100, -(yy - 200) / 100
+    inside = dx ** 2 + dy ** 2 < 0.8
+    expected = np.dstack([dx, dy, np.sqrt(np.clip(1 - dx ** 2 - dy ** 2, 0, 1))])
+    angle = np.degrees(np.arccos(np.clip((normals * expected).sum(-1), -1, 1)))
+    assert angle[inside].mean() < 2
 
 
 def test_overlapping_faces_each_keep_their_strongest_pixels():

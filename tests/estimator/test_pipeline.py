@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ def test_photo_gives_full_size_unit_normals_and_a_face_mask(estimator, astronaut
     assert result.mask.shape == (512, 512)
     assert len(result.faces) == 1
     face = result.faces[0]
-    cx, cy = map(int, face.centre)
+    cx, cy = map(int, face.point("nose_tip"))
     assert result.mask[cy, cx] == 1.0
     # away from the face: no mask, and the flat normal
     assert result.mask[480:, :].max() == 0
@@ -109,22 +110,91 @@ def test_cuda_request_without_cuda_is_refused(untrained_weights):
         Estimator(untrained_weights, device="cuda")
 
 
-def test_the_shipped_model_gives_a_face_shaped_map(astronaut):
+@pytest.fixture(scope="module")
+def shipped():
+    return Estimator(device="cpu")
+
+
+def _mean_normal(normals, point, radius=6):
+    x, y = int(point[0]), int(point[1])
+    return normals[y - radius:y + radius, x - radius:x + radius].reshape(-1, 3).mean(0)
+
+
+def test_the_shipped_model_gives_a_face_shaped_map(shipped, astronaut):
     """The shipped weights on a real portrait: the face's left side turns left, its right side
-    right, its top up and its bottom down (camera space, OpenGL), and it faces the camera."""
-    result = Estimator(device="cpu").estimate(astronaut.astype(np.float32) / 255)
-    face = result.faces[0]
-    x0, y0 = int(face.x), int(face.y)
-    x1, y1 = int(face.x + face.width), int(face.y + face.height)
-    n = result.normals
-    third_w, third_h = (x1 - x0) // 3, (y1 - y0) // 3
-    left = n[y0 + third_h:y1 - third_h, x0:x0 + third_w].reshape(-1, 3).mean(0)
-    right = n[y0 + third_h:y1 - third_h, x1 - third_w:x1].reshape(-1, 3).mean(0)
-    # the detector's box runs from the brows to the mouth: the forehead is above it, the chin
-    # at and below its bottom edge
-    h = y1 - y0
-    forehead = n[y0 - int(0.3 * h):y0, x0 + third_w:x1 - third_w].reshape(-1, 3).mean(0)
-    chin = n[y1 - int(0.05 * h):y1 + int(0.15 * h), x0 + third_w:x1 - third_w].reshape(-1, 3).mean(0)
-    assert left[0] < -0.1 and right[0] > 0.1
-    assert forehead[1] > 0.1 and chin[1] < -0.1
-    assert n[y0:y1, x0:x1, 2].mean() > 0.6
+    right, its forehead up and its chin down (camera space, OpenGL), and it faces the camera."""
+    result = shipped.estimate(astronaut.astype(np.float32) / 255)
+    face, n = result.faces[0], result.normals
+    image_left_cheek, image_right_cheek = face.landmarks[50], face.landmarks[280]
+    assert _mean_normal(n, image_left_cheek)[0] < -0.1 and _mean_normal(n, image_right_cheek)[0] > 0.1
+    assert _mean_normal(n, face.landmarks[151])[1] > 0.1      # forehead
+    assert _mean_normal(n, face.landmarks[175])[1] < -0.1     # chin
+    assert _mean_normal(n, face.point("nose_tip"))[2] > 0.6
+
+
+def _turned(image, centre, degrees):
+    turn = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    return cv2.warpAffine(image, turn, image.shape[1::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT), turn
+
+
+@pytest.mark.parametrize("degrees", [30, -30])
+def test_a_rolled_face_gives_the_upright_faces_normals_turned(shipped, astronaut, degrees):
+    """Within 1 degree (mean over the face) at 30 degrees of roll, the issue's target; measured
+    on the astronaut 0.70 (+30) and 0.85 (-30), 14.5 without turning the normals back.  What is
+    left is resampling the rolled photo and where exactly the crop lands on its pixels."""
+    photo = astronaut.astype(np.float32) / 255
+    upright = shipped.estimate(photo)
+    rolled_photo, turn = _turned(photo, upright.faces[0].centre, degrees)
+    rolled = shipped.estimate(rolled_photo)
+    assert rolled.faces[0].roll == pytest.approx(upright.faces[0].roll + degrees, abs=3)
+    expected = cv2.warpAffine(upright.normals, turn, (512, 512), flags=cv2.INTER_LINEAR)
+    weight = cv2.warpAffine(upright.mask, turn, (512, 512), flags=cv2.INTER_LINEAR)
+    a = np.radians(degrees)
+    expected = expected @ np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]).T
+    expected /= np.linalg.norm(expected, axis=-1, keepdims=True).clip(1e-6)
+    face = (weight > 0.99) & (rolled.mask > 0.99)
+    error = np.degrees(np.arccos(np.clip((expected * rolled.normals).sum(-1), -1, 1)))[face]
+    assert face.sum() > 5000 and error.mean() < 1.0
+
+
+def test_every_face_of_a_photo_is_estimated(estimator, astronaut):
+    photo = astronaut.astype(np.float32) / 255
+    canvas = np.full((560, 1100, 3), 0.5, np.float32)
+    canvas[20:532, 20:532] = photo
+    canvas[40:552, 570:1082] = photo[:, ::-1]
+    result = estimator.estimate(canvas)
+    assert len(result.faces) == 2 and len(result.centres) == 2
+    for face in result.faces:
+        x, y = map(int, face.point("nose_tip"))
+        assert result.mask[y, x] == 1.0
+    assert result.mask[:, 540:560].max() < 1.0   # the faces' masks do not merge between them
+
+
+def test_a_small_face_in_a_large_photo_is_estimated(estimator, astronaut):
+    """The astronaut's face, about 110 px high, in a 2200 x 1500 photo."""
+    canvas = np.full((1500, 2200, 3), 0.4, np.float32)
+    canvas[900:1412, 1500:2012] = astronaut.astype(np.float32) / 255
+    result = estimator.estimate(canvas)
+    [face] = result.faces
+    x, y = map(int, face.point("nose_tip"))
+    assert 1710 < x < 1735 and 1020 < y < 1045 and result.mask[y, x] == 1.0
+
+
+def test_a_blank_photo_says_no_face_was_found(estimator):
+    with pytest.raises(NoFaceError, match="no face found in the photo.*--no-detect"):
+        estimator.estimate(np.zeros((480, 640, 3), np.float32))
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgba", "rgb16", "grey16"])
+def test_grey_rgba_and_16_bit_photos_find_the_face(estimator, astronaut, tmp_path, kind):
+    bgr = astronaut[..., ::-1]
+    pixels = {"grey": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+              "rgba": np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]),
+              "rgb16": bgr.astype(np.uint16) * 257,
+              "grey16": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257}[kind]
+    path = tmp_path / f"{kind}.png"
+    cv2.imwrite(str(path), pixels)
+    result = estimator.estimate_file(path)
+    assert len(result.faces) == 1 and result.normals.shape == (512, 512, 3)
+    assert 200 < result.faces[0].point("nose_tip")[0] < 245

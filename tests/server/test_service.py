@@ -37,7 +37,9 @@ def test_estimate_round_trip_matches_the_in_process_estimator(server, astronaut,
     for remote in (encoded, raw):
         assert remote["normals"].shape == (512, 512, 3) and remote["mask"].shape == (512, 512)
         assert np.abs(remote["normals"] - local.normals).max() < 2e-3     # float16 on the wire
-        assert np.abs(remote["mask"] - local.mask).max() <= 1 / 255 + 1e-6
+        # uint8 on the wire; crops now come from float landmarks, which rounding in another
+        # process moves by a hair, shifting the feathered mask edge by under 1/255 more
+        assert np.abs(remote["mask"] - local.mask).max() <= 2 / 255 + 1e-6
         assert len(remote["faces"]) == 1 and set(remote["timings"]) >= {"detect", "network", "paste"}
 
 
