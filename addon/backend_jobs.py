@@ -103,7 +103,8 @@ class EstimateJob(Job):
         super().__init__()
         self.prefs, self.sources = prefs, sources
         self.options = EstimateOptions(detect=detect, convention=prefs.convention.lower(), mask=True)
-        self.connect: ConnectJob | None = None if LINK.info else ConnectJob(prefs, start=prefs.auto_start)
+        self.connect: ConnectJob | None = (None if LINK.connected_to(prefs.address)
+                                           else ConnectJob(prefs, start=prefs.auto_start))
         self.batch: Batch | None = None
         self.total = len(sources)
 

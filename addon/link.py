@@ -31,6 +31,11 @@ class BackendLink:
             self._settings = (address, timeout)
         return self.client
 
+    def connected_to(self, address: str) -> bool:
+        """Whether the last `info` answer came from the backend at this address: after the address
+        in the preferences changes, the next job connects (and starts one when allowed) again."""
+        return bool(self.info) and self._settings is not None and self._settings[0] == address
+
     @property
     def status(self) -> str:
         if self.info:
