@@ -9,6 +9,8 @@
 #   no right to mount);
 #   any other status is a failure of the set-up itself (its log says which step).
 # Idempotent: a marker file records a complete set-up, so a second run only re-checks the mounts.
+# The mounts stay (the next run is quick): `sh tests/window/setup.sh unmount` removes them, and
+# must come before deleting the cache (/tmp and /dev of the host are bound inside it).
 #
 # FACE_NORMALS_WINDOW_CACHE  where the chroot lives (default /var/cache/face-normals-window)
 # FACE_NORMALS_WINDOW_MIRROR the Debian archive (default http://deb.debian.org/debian)
@@ -34,6 +36,13 @@ mount_all() {
         fi
     done
 }
+
+if [ "${1:-}" = unmount ]; then
+    for dir in tmp dev sys proc; do
+        if mountpoint -q "$ROOT/$dir" 2>/dev/null; then umount -R "$ROOT/$dir"; fi
+    done
+    exit 0
+fi
 
 [ "$(id -u)" = 0 ] || skip "not root (debootstrap and the chroot's mounts need root)"
 

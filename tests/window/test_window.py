@@ -2,11 +2,12 @@
 software OpenGL): installed from the built zip through Blender's own installer, used through the
 modal path with real mouse and keys (xdotool).  The tests run in file order on one window.
 
-Writes docs/screenshots/*.png (the panels, the relight preview, a relit portrait), so the README's
-pictures are what this test saw."""
+Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
+a relit portrait and its face), so the README's pictures are what this test saw.  Set
+FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder (every screenshot, Blender's and the
+backend's logs) under /tmp."""
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -316,4 +317,3 @@ result = None
     left, top, width, height = box         # the face, at the screen's own size
     face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
     window.screenshot(DOCS / "relit_face.png", box=face)
-    (folder / "timings.json").write_text(json.dumps({"done": time.time()}))
