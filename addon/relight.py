@@ -165,7 +165,7 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         context = bpy.context
         view = context.region.view2d     # the image spans (0, 0)-(1, 1) in the Image Editor's view space
         corners = (view.view_to_region(0.0, 0.0, clip=False), view.view_to_region(1.0, 1.0, clip=False))
-        self.relit.draw(lighting(context.scene.face_normals_relight), corners)
+        self.relit.draw(lighting(context.scene.face_normals_relight), corners, linear_output=True)
 
     def modal(self, context, event):
         if context.area is not None:

@@ -30,6 +30,7 @@ def shader() -> gpu.types.GPUShader:
         info.typedef_source((SHADER_FOLDER / "relight_params.glsl").read_text())
         info.uniform_buf(0, "RelightParams", "params")
         info.push_constant("MAT4", "ModelViewProjectionMatrix")
+        info.push_constant("INT", "linear_output")
         for slot, name in enumerate(("photo_image", "normal_image", "mask_image")):
             info.sampler(slot, "FLOAT_2D", name)
         info.vertex_in(0, "VEC2", "position")
@@ -66,9 +67,11 @@ class RelitImage:
         self.normal_map = _texture(normal_map)
         self.mask = _texture(np.ones(photo.shape[:2] + (1,), np.float32) if mask is None else mask[..., None])
 
-    def draw(self, lighting: model.Lighting, corners=((-1.0, -1.0), (1.0, 1.0))) -> None:
+    def draw(self, lighting: model.Lighting, corners=((-1.0, -1.0), (1.0, 1.0)), *,
+             linear_output: bool = False) -> None:
         """Draw the relit photo as a quad from corners[0] (bottom left) to corners[1] (top right),
-        in the space of the current matrices."""
+        in the space of the current matrices: sRGB-encoded values, or with `linear_output` linear
+        ones, as a Blender region's framebuffer (the Image Editor's POST_PIXEL) takes them."""
         relight_shader = shader()
         (x0, y0), (x1, y1) = corners
         batch = batch_for_shader(relight_shader, "TRI_STRIP", {
@@ -77,6 +80,7 @@ class RelitImage:
         block = gpu.types.GPUUniformBuf(model.pack_uniforms(lighting).tobytes())
         relight_shader.bind()
         relight_shader.uniform_block("params", block)
+        relight_shader.uniform_int("linear_output", int(linear_output))
         relight_shader.uniform_sampler("photo_image", self.photo)
         relight_shader.uniform_sampler("normal_image", self.normal_map)
         relight_shader.uniform_sampler("mask_image", self.mask)

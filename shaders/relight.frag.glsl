@@ -50,5 +50,8 @@ void main()
     specular += colour * normalisation * pow(max(dot(n, h), 0.0), exponent) * n_dot_l;
   }
   vec3 relit = linear_to_srgb((albedo * diffuse + specular) * params.material.w);
-  fragColor = vec4(mix(photo, relit, mask), 1.0);
+  vec3 shown = mix(photo, relit, mask);
+  /* The bake's float buffer keeps the sRGB encoding; a Blender region's framebuffer takes linear
+   * values and encodes them itself (without this the preview was sRGB-encoded twice). */
+  fragColor = vec4(linear_output != 0 ? srgb_to_linear(shown) : shown, 1.0);
 }

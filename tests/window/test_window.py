@@ -1,0 +1,319 @@
+"""The add-on in a real Blender window (Debian trixie's Blender 4.3.2, Python 3.13, under Xvfb on
+software OpenGL): installed from the built zip through Blender's own installer, used through the
+modal path with real mouse and keys (xdotool).  The tests run in file order on one window.
+
+Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
+a relit portrait and its face), so the README's pictures are what this test saw.  Set
+FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder (every screenshot, Blender's and the
+backend's logs) under /tmp."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .window import HEIGHT
+
+pytestmark = pytest.mark.slow
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ADDON = "bl_ext.user_default.face_normals"
+STALL = 0.2          # the longest the add-on may hold Blender's main thread (invoke, one modal step)
+# The gap between two ticks of control.py's timer also holds Blender's own redraws: on llvmpipe
+# with two shared cores one redraw of the window after a report takes 0.2-0.3 s by itself (measured
+# with the add-on's own steps at ~1 ms), so the gap is held to "the UI kept answering" instead: no
+# freeze like the ~5 s one of the issue's item 2.
+ANSWERING = 1.0
+
+
+@pytest.fixture(scope="module")
+def photos(folder, astronaut) -> dict[str, Path]:
+    made = folder / "photos"
+    made.mkdir()
+    paths = {"astronaut": made / "astronaut.png", "grey": made / "grey.png", "text": made / "notes.png"}
+    Image.fromarray(astronaut).save(paths["astronaut"])
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(paths["grey"])
+    paths["text"].write_text("not an image, whatever its name says\n")
+    batch = folder / "batch"
+    batch.mkdir()
+    for index in range(8):
+        Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1] if index % 2 else astronaut)).save(
+            batch / f"portrait_{index}.png")
+    paths["batch"] = batch
+    return paths
+
+
+def _reports(window) -> list[str]:
+    return window.run("result = reports()")
+
+
+def _invoke(window, operator: str, area: str = "IMAGE_EDITOR", **properties) -> str:
+    """Operator with INVOKE_DEFAULT from a window area, as a click would call it; resets the stall log."""
+    return window.run(f"""
+log["max_gap"] = 0.0
+log["slowest_step"] = (0.0, "", "", "")
+log["ended_before"] = log["ended"]
+import time
+started = time.monotonic()
+with ui({area!r}):
+    result = str(bpy.ops.{operator}("INVOKE_DEFAULT", **{properties!r}))
+log["invoke_s"] = time.monotonic() - started
+""")
+
+
+def _wait_job(window, timeout: float = 90) -> None:
+    assert window.wait_for('log["ended"] > log["ended_before"]', timeout=timeout), "the job did not end"
+
+
+def _prefs(window, **values) -> None:
+    window.run(f"""
+prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
+for key, value in {values!r}.items():
+    setattr(prefs, key, value)
+from bl_ext.user_default.face_normals.link import LINK
+LINK.info = None          # as after a restart of Blender: the next job connects again
+result = None
+""")
+
+
+def _show(window, image: str) -> None:
+    window.run(f"""
+space = area_of("IMAGE_EDITOR").spaces.active
+space.image = bpy.data.images[{image!r}]
+area_of("IMAGE_EDITOR").tag_redraw()
+result = None
+""")
+
+
+def test_installs_through_blenders_installer(window, zip_313, backend):
+    """Install from Disk's operator, in the window; then the layout the other tests use."""
+    assert window.run(f"""
+bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
+                                         enable_on_install=True)
+result = {ADDON!r} in bpy.context.preferences.addons
+""", timeout=120)
+    window.run(f"""
+watch_addon()
+for area in bpy.context.window_manager.windows[0].screen.areas:
+    if area.type == "VIEW_3D":
+        area.type = "IMAGE_EDITOR"
+    elif area.type == "DOPESHEET_EDITOR":
+        area.type = "INFO"
+area_of("IMAGE_EDITOR").spaces.active.show_region_ui = True
+prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
+prefs.address, prefs.auto_start, prefs.timeout = {backend!r}, False, 2.0
+result = None
+""")
+    # the splash screen's Quick Setup takes the first key
+    window.key("Escape", 700, 950)
+
+
+def test_estimate_shows_progress_during_the_network_pass(window, photos, folder):
+    window.run(f"""
+image = bpy.data.images.load({str(photos["astronaut"])!r})
+space = area_of("IMAGE_EDITOR").spaces.active
+space.image = image
+with ui("IMAGE_EDITOR"):
+    bpy.ops.image.view_all(fit_view=True)
+result = None
+""")
+    names = [{"name": f"portrait_{index}.png"} for index in range(4)]
+    window.run('log["progress"].clear()')
+    assert _invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
+                   files=names) == "{'RUNNING_MODAL'}"
+    shot = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:                 # the status bar while photos are under way
+        texts = [text for _, text in window.run('result = log["progress"]')]
+        if any(re.search(r"Estimating.* [1-3]/4", text) for text in texts):
+            time.sleep(0.3)                            # the status bar redraws on the next tick
+            shot = window.screenshot(folder / "progress.png")
+            break
+        time.sleep(0.05)
+    _wait_job(window)
+    progress = window.run('result = log["progress"]')
+    counts = [int(m.group(1)) for _, text in progress if (m := re.search(r" (\d)/4 ", text))]
+    assert shot is not None and 0 < max(c for c in counts if c < 4), progress
+    assert any("Made portrait_0_normal" in line for line in _reports(window)), _reports(window)
+    status = np.asarray(Image.open(shot).convert("L"))[-24:, :700]    # the status bar's text is there
+    assert status.std() > 5, "the status bar is empty while estimating"
+    DOCS.mkdir(parents=True, exist_ok=True)
+    Image.open(shot).crop((0, HEIGHT - 26, 700, HEIGHT)).save(DOCS / "status_bar.png")
+
+    # one photo from the Image Editor: the result is shown, and the sidebar says Connected
+    _show(window, "astronaut.png")
+    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    _wait_job(window)
+    assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut_normal"
+    _show(window, "astronaut.png")
+    window.run("""
+region = next(r for r in area_of("IMAGE_EDITOR").regions if r.type == "UI")
+region.active_panel_category = "Face Normals"
+area_of("IMAGE_EDITOR").tag_redraw()
+result = None
+""")
+    window.park_pointer()
+    time.sleep(1.0)
+    box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
+    window.screenshot(DOCS / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
+
+
+def test_escape_cancels_and_the_next_run_works(window, photos):
+    names = [{"name": f"portrait_{index}.png"} for index in range(8)]
+    window.run('log["progress"].clear()')
+    assert _invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
+                   files=names) == "{'RUNNING_MODAL'}"
+    assert window.wait_for('any("Estimating" in text for _, text in log["progress"])', timeout=30)
+    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    window.key("Escape", x, y)
+    _wait_job(window, timeout=20)
+    assert any("cancelled" in line for line in _reports(window)[-3:]), _reports(window)[-5:]
+    assert not window.run('result = "portrait_7_normal" in bpy.data.images')
+    _show(window, "astronaut.png")
+    window.run('bpy.data.images.remove(bpy.data.images["astronaut_normal"]); result = None')
+    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    _wait_job(window)
+    assert "Made astronaut_normal" in _reports(window)[-1]
+
+
+def test_dragging_in_the_relight_preview_moves_the_light(window):
+    _show(window, "astronaut.png")
+    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
+    before = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
+    start = window.run('result = screen_xy("IMAGE_EDITOR", 0.35, 0.5)')
+    end = window.run('result = screen_xy("IMAGE_EDITOR", 0.65, 0.6)')
+    window.drag(tuple(start), tuple(end))
+    time.sleep(0.3)
+    after = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
+    assert np.abs(np.subtract(after, before)).max() > 0.1, (before, after)
+    assert after[0] > 0.05, after        # the drag ended right of the middle: the light is to the right
+
+
+def test_preview_pixels_match_the_bake(window, folder):
+    """The preview (still running) and the baked <photo>_relit shown in its place, screenshot for
+    screenshot: the issue saw the preview sRGB-encoded twice (suit 207,90,50 as 229,154,117)."""
+    window.run("""
+C.scene.face_normals_relight.lights[0].direction = (0.5, 0.3, 0.8)
+area_of("IMAGE_EDITOR").tag_redraw()
+result = None
+""")
+    time.sleep(1.5)
+    box = window.run('result = region_box("IMAGE_EDITOR")')
+    preview = np.asarray(Image.open(window.screenshot(folder / "preview.png", box=box)).convert("RGB"), float)
+    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    window.key("Escape", x, y)            # ends the preview
+    window.run("""
+with ui("IMAGE_EDITOR"):
+    bpy.ops.face_normals.relight_bake(image_name="astronaut.png")
+result = None
+""")
+    _show(window, "astronaut_relit")
+    time.sleep(1.5)
+    baked = np.asarray(Image.open(window.screenshot(folder / "baked.png", box=box)).convert("RGB"), float)
+    height, width = preview.shape[:2]
+    # inside the photo, in 16x16 blocks: the two draws filter the 512-pixel photo differently, so
+    # edges differ; the tone must not (before the fix the preview was ~40 levels brighter)
+    middle = (slice(height // 4, 3 * height // 4), slice(width // 3, 2 * width // 3))
+    difference = _blocks(preview[middle], 16) - _blocks(baked[middle], 16)
+    message = (f"preview and bake differ: mean {np.abs(difference).mean():.1f}, median "
+               f"{np.median(np.abs(difference)):.1f}, brighter by {difference.mean():.1f}; preview "
+               f"{preview[middle].mean((0, 1))}, bake {baked[middle].mean((0, 1))}")
+    assert np.abs(difference).mean() < 4 and np.median(np.abs(difference)) < 3, message
+    assert abs(difference.mean()) < 3, message
+    Image.fromarray(preview.astype(np.uint8)).resize((width // 3, height // 3)).save(DOCS / "relight_preview.png")
+
+
+def _blocks(pixels: np.ndarray, size: int = 8) -> np.ndarray:
+    height, width = pixels.shape[0] // size * size, pixels.shape[1] // size * size
+    return pixels[:height, :width].reshape(height // size, size, width // size, size, -1).mean((1, 3))
+
+
+def _fails_with_a_message(window, pattern: str, operator: str = "face_normals.estimate", **properties):
+    """The operator, invoked from the window, ends with an error report matching `pattern`; the
+    add-on never held the main thread over STALL seconds, and the UI kept answering."""
+    before = len(_reports(window))
+    outcome = _invoke(window, operator, **properties)
+    if outcome == "{'RUNNING_MODAL'}":
+        _wait_job(window, timeout=60)
+    new = _reports(window)[before:]
+    assert any(re.search(pattern, line, re.I) for line in new), new
+    gap, slowest, invoke = window.run('result = log["max_gap"], log["slowest_step"], log["invoke_s"]')
+    timings = f"invoke {invoke:.3f} s, slowest modal step {slowest}, longest timer gap {gap:.3f} s"
+    print(f"{pattern}: {timings}")
+    assert invoke < STALL and slowest[0] < STALL, f"the add-on held the main thread: {timings}"
+    assert gap < ANSWERING, f"the UI stopped answering: {timings}"
+    # Blender shows the error as a "Report: Error" popup where the pointer is; Esc closes it
+    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    window.key("Escape", x, y)
+    return new
+
+
+def test_no_backend(window):
+    _prefs(window, address="tcp://127.0.0.1:9", auto_start=False, timeout=1.0)
+    _show(window, "astronaut.png")
+    _fails_with_a_message(window, r"not answering at tcp://127\.0\.0\.1:9")
+
+
+def test_bad_backend_python(window):
+    _prefs(window, address="tcp://127.0.0.1:9", auto_start=True, python_command="/no/such/python3")
+    _fails_with_a_message(window, r"Could not start the backend.*/no/such/python3")
+
+
+def test_no_face(window, photos, backend):
+    _prefs(window, address=backend, auto_start=False, timeout=2.0, python_command="python3")
+    window.run(f'bpy.data.images.load({str(photos["grey"])!r}); result = None')
+    _show(window, "grey.png")
+    _fails_with_a_message(window, r"no face")
+
+
+def test_not_an_image(window, photos):
+    _fails_with_a_message(window, r"could not read|cannot read|not .*image", source="FILES",
+                          directory=str(photos["text"].parent) + "/", files=[{"name": photos["text"].name}])
+
+
+def test_relit_portrait_in_material_preview(window, folder):
+    """Relightable Portrait with the key light to one side, in Material Preview through its camera
+    (EEVEE's first shader compile on llvmpipe takes minutes)."""
+    window.run("""
+area = area_of("IMAGE_EDITOR")
+area.spaces.active.image = bpy.data.images["astronaut.png"]
+with ui("IMAGE_EDITOR"):
+    bpy.ops.face_normals.relightable_portrait(image_name="astronaut.png", light="LEFT")
+area.type = "VIEW_3D"
+space = area.spaces.active
+space.show_region_ui = False
+space.overlay.show_overlays = False
+space.shading.type = "MATERIAL"
+space.shading.use_scene_lights = True
+space.shading.use_scene_world = True     # the default world is dim grey: the key light shows
+with ui("VIEW_3D"):
+    bpy.ops.view3d.view_camera()
+    bpy.ops.view3d.view_center_camera()
+result = None
+""")
+    started = time.monotonic()
+    time.sleep(5)        # the first compile holds the main thread: the timer answers when it is done
+    for _ in range(2):
+        assert window.wait_for('not bpy.app.is_job_running("SHADER_COMPILATION")', timeout=600, poll=2)
+        time.sleep(5)
+    print(f"Material Preview ready after {time.monotonic() - started:.0f} s")
+    window.park_pointer()
+    box = window.run('result = region_box("VIEW_3D")')
+    previous = None
+    for _ in range(40):       # until EEVEE's viewport samples have converged (grain otherwise)
+        time.sleep(2.0)
+        shot = window.screenshot(folder / "portrait.png", box=box)
+        pixels = np.asarray(Image.open(shot).convert("RGB"), float)
+        if previous is not None and np.abs(pixels - previous).mean() < 0.2:
+            break
+        previous = pixels
+    print(f"Material Preview converged after {time.monotonic() - started:.0f} s")
+    assert pixels.std() > 20, "the portrait did not draw"
+    window.screenshot(DOCS / "relit_portrait.png", box=box, width=480)
+    left, top, width, height = box         # the face, at the screen's own size
+    face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
+    window.screenshot(DOCS / "relit_face.png", box=face)
