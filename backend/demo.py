@@ -80,8 +80,11 @@ def main() -> int:
 
 def build_extension() -> Path:
     import subprocess
+    from . import __version__
     subprocess.run([sys.executable, str(ROOT / "addon" / "build.py")], check=True, stdout=subprocess.DEVNULL)
-    return max((ROOT / "dist").glob("face_normals-*.zip"), key=lambda p: p.stat().st_mtime)
+    # the zip for this Python (addon/build.py makes one per Python that Blender runs on)
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return ROOT / "dist" / f"face_normals-{__version__}{'' if python == '3.11' else '-python' + python}.zip"
 
 
 def blender_with_extension(package: Path):
