@@ -259,7 +259,8 @@ def test_no_backend(window):
 
 
 def test_bad_backend_python(window):
-    _prefs(window, address="tcp://127.0.0.1:9", auto_start=True, python_command="/no/such/python3")
+    _prefs(window, address="tcp://127.0.0.1:9", auto_start=True, python_command="/no/such/python3",
+           backend_source="OWN")      # one's own Backend Python (the default is the add-on's environment)
     _fails_with_a_message(window, r"Could not start the backend.*/no/such/python3")
 
 
