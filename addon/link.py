@@ -11,6 +11,7 @@ from . import environment
 
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
+from .core.state import file_safe
 
 ADVICE = ("start it from the Face Normals panel (or run `python -m backend serve`), or check the "
           "backend address in the add-on preferences")
@@ -61,8 +62,7 @@ class BackendLink:
         if self.process is not None and self.process.running:
             return
         python = python or environment.backend_python(prefs)
-        safe = "".join(c if c.isalnum() else "_" for c in prefs.address)
-        log = os.path.join(tempfile.gettempdir(), f"face-normals-backend-{safe}.log")
+        log = os.path.join(tempfile.gettempdir(), f"face-normals-backend-{file_safe(prefs.address)}.log")
         extra = shlex.split(prefs.backend_args)
         if prefs.idle_timeout > 0:
             extra += ["--idle-timeout", str(prefs.idle_timeout)]
