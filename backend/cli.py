@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="render synthetic pairs and train both networks")
     train.add_argument("--data", required=True, help="the ICT-FaceKit folder")
     train.add_argument("--photos", help="a folder of real face photos for the unpaired path")
+    train.add_argument("--portraits", help="the real portrait folder (../shared/data/portraits): its "
+                       "training side of the fixed split joins the unpaired path")
+    train.add_argument("--init", help="start the coarse network from this weights file (both stages run)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <output>_checkpoint.pt after an interruption")
     train.add_argument("--output", default="backend/weights/face_normals",
                        help="output path stem (default: the shipped weights' place)")
     train.add_argument("--cache", default=".cache/renders", help="where rendered pairs are kept")
@@ -135,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .estimator.weights import WeightsError
     from .training.facekit import FaceKitError
     from .training.settings import TrainSettings
+    from .training.portraits import PortraitSplitError
     from .training.train import TrainingDataError, train
 
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
@@ -144,8 +150,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         report = train(Path(args.data), Path(args.output), Path(args.cache), settings,
                        Path(args.photos) if args.photos else None,
-                       coarse_from=Path(args.coarse_from) if args.coarse_from else None)
-    except (FaceKitError, WeightsError, TrainingDataError) as error:
+                       coarse_from=Path(args.coarse_from) if args.coarse_from else None,
+                       portraits=Path(args.portraits) if args.portraits else None,
+                       init=Path(args.init) if args.init else None, resume=args.resume)
+    except (FaceKitError, WeightsError, TrainingDataError, PortraitSplitError) as error:
         return _fail(str(error))
     print(json.dumps(report["timings_s"]))
     return 0

@@ -37,7 +37,8 @@ def untrained_weights(tmp_path_factory) -> Path:
     model = build_model()
     with torch.no_grad():
         for net in (model.coarse, model.refine):
-            net.unet.head.bias.copy_(torch.tensor([0.0, 0.0, 0.3]))
+            cells = net.unet.head.bias.numel() // 3   # the refiner predicts stride^2 pixels a cell
+            net.unet.head.bias.copy_(torch.tensor([0.0, 0.0, 0.3]).repeat_interleave(cells))
     path = tmp_path_factory.mktemp("weights") / "untrained.safetensors"
     save_weights(model, path, provenance={"made_by": "tests/conftest.py", "trained": False})
     return path

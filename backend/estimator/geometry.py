@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 # changes neither.
 CENTRE_DOWN = 0.275
 CROP_SIDE = 3.86
+# The head-and-shoulders crop (training/synthetic.py's "person" framing: the face 28-45% of the
+# side instead of 50-90%, the crop centred 0.35 face heights below the face): PERSON_ZOOM times
+# the face crop's side, its centre PERSON_DOWN of the face crop's side further down the face.
+PERSON_ZOOM = 1.9
+PERSON_DOWN = 0.245
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +90,15 @@ def crop_for_face(face: Face) -> Crop:
     a = math.radians(face.roll)
     down = np.array([math.sin(a), math.cos(a)])   # chin-ward along the face (y grows downward)
     return Crop.around(eyes + CENTRE_DOWN * size * down, CROP_SIDE * size, face.roll)
+
+
+def crop_for_person(face: Face) -> Crop:
+    """The head-and-shoulders crop of a face's person: the face crop widened and moved down."""
+    crop = crop_for_face(face)
+    a = math.radians(face.roll)
+    down = np.array([math.sin(a), math.cos(a)])
+    return Crop.around(np.array(crop.centre) + PERSON_DOWN * crop.side * down, PERSON_ZOOM * crop.side,
+                       face.roll)
 
 
 def crop_whole_image(height: int, width: int) -> Crop:
@@ -158,18 +172,40 @@ def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, w
     return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_normals, patch_mask)
 
 
-def composite(patches: list[Patch], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge the faces' patches into full-size (normals, mask): each pixel takes the face whose
-    mask is strongest there, blended toward the flat normal (0, 0, 1) as that mask fades."""
+def window_fade(crop_size: int, border: float = 0.04) -> np.ndarray:
+    """1 inside a crop, fading to 0 over its outermost `border` of the side: a crop's edge makes
+    no seam where it cuts through a person."""
+    ramp = np.clip((np.minimum(np.arange(crop_size), np.arange(crop_size)[::-1]) + 0.5)
+                   / (border * crop_size), 0, 1).astype(np.float32)
+    return np.minimum(ramp[:, None], ramp[None, :])
+
+
+def flat_normals(height: int, width: int) -> np.ndarray:
     normals = np.zeros((height, width, 3), np.float32)
     normals[..., 2] = 1.0
+    return normals
+
+
+def layered(base: np.ndarray, top: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """`top` normals over `base` where weight (H, W) is 1, blended (and renormalised) where it
+    fades."""
+    blended = base * (1 - weight[..., None]) + top * weight[..., None]
+    return blended / np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
+
+
+def composite(patches: list[Patch], height: int, width: int, *,
+              flat_outside: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the faces' patches into full-size (normals, mask): each pixel takes the face whose
+    mask is strongest there, blended toward the flat normal (0, 0, 1) as that mask fades (or,
+    with flat_outside=False, left as that face's normals, for `layered` to blend)."""
+    normals = flat_normals(height, width)
     mask = np.zeros((height, width), np.float32)
     for patch in patches:
         region_normals, region_mask = normals[patch.rows, patch.cols], mask[patch.rows, patch.cols]
         stronger = patch.mask > region_mask
         region_normals[stronger] = patch.normals[stronger]
         region_mask[stronger] = patch.mask[stronger]
-    if patches:  # blend once, over the box that holds every patch
+    if patches and flat_outside:  # blend once, over the box that holds every patch
         rows = slice(min(p.rows.start for p in patches), max(p.rows.stop for p in patches))
         cols = slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches))
         weight = mask[rows, cols, None]

@@ -1,9 +1,11 @@
 """`Estimator`: photo in, full-size normal map and face mask out.
 
-read -> detect faces and their landmarks -> cut a square crop per face, framed by its landmarks
-and turned upright -> networks (all faces in one batch) -> turn each face's normals back with its
-roll (and, with the photo's focal length, into camera space) -> paste each crop's normals back
-with a soft mask -> one map, flat (0, 0, 1) away from faces.
+read -> detect faces and their landmarks -> per face two square crops, framed by its landmarks
+and turned upright: the face, and head and shoulders -> the person segmenter on each head-and-
+shoulders crop -> networks (every crop of the photo in one batch) -> turn each crop's normals back
+with its roll (and, with the photo's focal length, into camera space) -> paste back: the person
+crops' normals over the person's mask, the face crops' normals over them within the face's soft
+oval (the face keeps the detail of its closer crop) -> one map, flat (0, 0, 1) off the people.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -20,6 +23,7 @@ from . import geometry
 from .detection import Face, FaceDetector
 from .image_io import MAX_PIXELS, read_image
 from .networks import mirror_averaged
+from .segmentation import PersonSegmenter
 from .weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -32,7 +36,8 @@ class NormalMap:
     normals: np.ndarray          # (H, W, 3) float32 unit vectors, OpenGL convention: camera space
                                  # when the focal length was given, else each face's relative to
                                  # the line of sight to its centre (core/frames.py)
-    mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is face
+    mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is a person
+                                 # whose face was found (the whole image with detection off)
     faces: list[Face]            # the faces found, largest first (empty when detection was skipped)
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
     camera_space: bool           # whether the normals were turned into camera space
@@ -49,7 +54,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 @dataclasses.dataclass
 class Job:
-    """A photo between `prepare` and `finish`: its faces and their network-sized crops."""
+    """A photo between `prepare` and `finish`: its faces and their network-sized crops (with
+    detection: each face's crop, then each face's head-and-shoulders crop)."""
     shape: tuple[int, int]
     detect: bool
     faces: list[Face]
@@ -57,18 +63,21 @@ class Job:
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
     focal_35mm: float | None = None
+    person_masks: np.ndarray | None = None  # (faces, S, S): the segmenter's, per person crop
 
 
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
-                 max_pixels: int = MAX_PIXELS, mirror_average: bool = True):
-        """mirror_average: also run each face's mirror image and average the two (better normals,
-        twice the network time; see networks.mirror_averaged)."""
+                 max_pixels: int = MAX_PIXELS, mirror_average: bool = False):
+        """mirror_average: also run each crop's mirror image and average the two (twice the
+        network time; see networks.mirror_averaged; off since the 8th model, which is trained to
+        give a photo and its mirror image the same normals)."""
         self.device = pick_device(device)
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self.model = load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.detector = FaceDetector(device=self.device)
+        self.segmenter = PersonSegmenter(device=self.device)
         self.max_pixels = max_pixels
         self.mirror_average = mirror_average
 
@@ -104,20 +113,24 @@ class Estimator:
             if not faces:
                 raise NoFaceError("no face found in the photo (if it is already a cropped face, "
                                   "turn detection off: --no-detect)")
-            crops = [geometry.crop_for_face(face) for face in faces]
+            crops = ([geometry.crop_for_face(face) for face in faces]
+                     + [geometry.crop_for_person(face) for face in faces])
         else:
             faces = []
             crops = [geometry.crop_whole_image(height, width)]
         pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
-        return Job((height, width), detect, faces, crops, pixels,
-                   {"detect": time.perf_counter() - start}, focal_35mm)
+        timings = {"detect": time.perf_counter() - start}
+        person_masks = None
+        if detect:
+            start = time.perf_counter()
+            person_masks = self.segmenter.segment_crops(pixels[len(faces):])
+            timings["segment"] = time.perf_counter() - start
+        return Job((height, width), detect, faces, crops, pixels, timings, focal_35mm, person_masks)
 
     def finish(self, job: Job, crop_normals: np.ndarray) -> NormalMap:
         """Paste the crops' normals back into a full-size map with the face mask."""
         start = time.perf_counter()
         height, width = job.shape
-        crop_mask = (geometry.face_mask(self.size) if job.detect
-                     else np.ones((self.size, self.size), np.float32))
         centres = [crop.centre for crop in job.windows]
         crop_normals = np.stack([geometry.turn_normals(n, crop) for n, crop in zip(crop_normals, job.windows)])
         if job.focal_35mm is not None:
@@ -125,11 +138,43 @@ class Estimator:
             principal = (width / 2, height / 2)
             crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
                                      for n, c in zip(crop_normals, centres)])
-        patches = [geometry.paste_back(n, crop_mask, crop, height, width)
-                   for n, crop in zip(crop_normals, job.windows)]
-        normals, mask = geometry.composite(patches, height, width)
+        if not job.detect:
+            whole = np.ones((self.size, self.size), np.float32)
+            normals, mask = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],
+                                                                    height, width)], height, width)
+        else:
+            count = len(job.faces)
+            assert job.person_masks is not None
+            face_oval = geometry.face_mask(self.size)
+            edges = geometry.window_fade(self.size)
+            people = [geometry.paste_back(n, m * edges, crop, height, width) for n, m, crop in
+                      zip(crop_normals[count:], job.person_masks, job.windows[count:])]
+            faces = [geometry.paste_back(n, face_oval * m, crop, height, width) for n, m, crop in
+                     zip(crop_normals[:count], self._person_in_face_crops(job), job.windows[:count])]
+            normals, mask = geometry.composite(people, height, width, flat_outside=False)
+            face_normals, face_weight = geometry.composite(faces, height, width, flat_outside=False)
+            normals = geometry.layered(normals, face_normals, face_weight)
+            normals = geometry.layered(geometry.flat_normals(height, width), normals, mask)
         job.timings["paste"] = time.perf_counter() - start
-        return NormalMap(normals, mask, job.faces, centres, job.focal_35mm is not None, job.timings)
+        return NormalMap(normals, mask, job.faces, centres[:max(1, len(job.faces))],
+                         job.focal_35mm is not None, job.timings)
+
+    @staticmethod
+    def _person_in_face_crops(job: Job) -> list[np.ndarray]:
+        """Each person crop's mask resampled into the same face's crop: the face pass is kept only
+        on the person (its oval also covers background beside the head)."""
+        count = len(job.faces)
+        assert job.person_masks is not None
+        size = job.person_masks.shape[-1]
+        masks = []
+        for face_crop, person_crop, mask in zip(job.windows[:count], job.windows[count:], job.person_masks):
+            # face-crop pixel -> photo -> person-crop pixel
+            to_photo = np.vstack([cv2.invertAffineTransform(face_crop.affine_to(size)), [0, 0, 1]])
+            to_person = person_crop.affine_to(size) @ to_photo
+            masks.append(cv2.warpAffine(mask, to_person, (size, size),
+                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                        borderMode=cv2.BORDER_CONSTANT))
+        return masks
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:

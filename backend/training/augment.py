@@ -35,3 +35,15 @@ def zoom_and_shift(image: torch.Tensor, normals: torch.Tensor, valid: torch.Tens
     valid = (F.grid_sample(valid, grid, mode="bilinear", padding_mode="zeros",
                            align_corners=False) > 0.99).float()
     return image, normals, valid
+
+
+def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] through a JPEG encoder and decoder at `quality` (no gradient: the
+    codec is a change of the input, not part of the network)."""
+    import cv2
+    import numpy as np
+
+    pixels = (image.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    decoded = [cv2.imdecode(cv2.imencode(".jpg", p[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
+                            cv2.IMREAD_COLOR)[..., ::-1] for p in pixels]
+    return torch.from_numpy(np.stack(decoded).copy()).permute(0, 3, 1, 2).float() / 255

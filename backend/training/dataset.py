@@ -32,7 +32,8 @@ def _render(seed: int):
     sample = _renderer.training_sample(seed)
     image = np.round(sample.image * 255).astype(np.uint8)
     normals = np.round(sample.normals * 32767).astype(np.int16)
-    masks = (sample.mask > 0.5).astype(np.uint8) | ((sample.valid > 0.5).astype(np.uint8) << 1)
+    masks = ((sample.mask > 0.5).astype(np.uint8) | ((sample.valid > 0.5).astype(np.uint8) << 1)
+             | ((sample.subject > 0.5).astype(np.uint8) << 2))
     return image, normals, masks
 
 

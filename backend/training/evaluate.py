@@ -1,10 +1,14 @@
 """Evaluation on the held-out test people: `python -m backend evaluate --data PATH`.
 
-Renders the fixed list of test people (never trained on: their seeds lie apart), runs every
-method on each 256^2 render and pools the angular errors over the face masks.  Rows: the shipped
-model, its coarse stage alone, the coarse network trained without attention (the paper's
-ablation), and two naive baselines: flat (0, 0, 1) and the luminance-gradient heuristic that
-photo-to-normal-map tools use.  Also saves a contact sheet to look at.
+Renders the fixed list of test people (never trained on: their seeds lie apart) twice, as the
+pipeline crops them: a face crop and a head-and-shoulders crop (training/synthetic.py's two
+framings).  Every method runs on each 256^2 render as `predict` runs the networks (one pass);
+the angular errors are pooled over the face masks of the face crops ("face" rows) and over the
+whole person (head, hair, ears, neck, clothes, glasses, hands) of the head-and-shoulders crops
+("subject" rows).  Methods: the shipped model, its coarse stage alone, the previous model, the
+coarse network trained without attention when given (the paper's ablation), and two naive
+baselines: flat (0, 0, 1) and the luminance-gradient heuristic that photo-to-normal-map tools
+use.  Also saves a contact sheet to look at.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..estimator.networks import FaceNormalNet, count_parameters, mirror_averaged
+from ..estimator.networks import FaceNormalNet, count_parameters
 from ..estimator.weights import load_model
 from .facekit import TEST_PEOPLE, FaceKit
 from .synthetic import FaceRenderer, Sample
@@ -56,13 +60,13 @@ def luminance_gradient_normals(image: np.ndarray, strength: float = 15.0, blur: 
 
 
 def network_method(model: FaceNormalNet, coarse_only: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """The network as `predict` runs it: mirror-averaged (every network row alike)."""
+    """The network as `predict` runs it: one pass (every network row alike)."""
     net = model.coarse if coarse_only else model
 
     @torch.inference_mode()
     def predict(image: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-        return mirror_averaged(net, tensor)[0].permute(1, 2, 0).numpy()
+        return net(tensor)[0].permute(1, 2, 0).numpy()
     return predict
 
 
@@ -74,28 +78,33 @@ class Report:
 
 
 def evaluate(data: Path, weights: Path, ablation: Path | None, people: int = TEST_PEOPLE,
-             sheet: Path | None = None, threads: int = 2) -> Report:
+             sheet: Path | None = None, threads: int = 2, previous: Path | None = None) -> Report:
     torch.set_num_threads(threads)
     renderer = FaceRenderer(FaceKit(data))
     model = load_model(weights)
     methods = {"shipped model (refined)": network_method(model, coarse_only=False),
                "coarse stage alone": network_method(model, coarse_only=True)}
+    if previous is not None:
+        methods["previous model (refined)"] = network_method(load_model(previous), coarse_only=False)
     if ablation is not None:
         methods["coarse, no attention"] = network_method(load_model(ablation), coarse_only=True)
     methods["flat (0, 0, 1)"] = flat_normals
     methods["luminance gradient"] = luminance_gradient_normals
 
-    errors: dict[str, list[np.ndarray]] = {name: [] for name in methods}
+    errors: dict[tuple[str, str], list[np.ndarray]] = {}
     shown: list[tuple[Sample, np.ndarray, np.ndarray]] = []
     for index in range(people):
-        sample = renderer.test_sample(index)
-        for name, method in methods.items():
-            pred = method(sample.image)
-            errors[name].append(angular_errors(pred, sample.normals, sample.mask))
-            if name == "shipped model (refined)" and len(shown) < 8:
-                error_map = np.degrees(np.arccos(np.clip((pred * sample.normals).sum(-1), -1, 1)))
-                shown.append((sample, pred, error_map))
-    rows = [summarize(name, np.concatenate(found)) for name, found in errors.items()]
+        for framing, region in (("face", "face"), ("person", "subject")):
+            sample = renderer.test_sample(index, framing)
+            mask = sample.mask if region == "face" else sample.subject * sample.valid
+            for name, method in methods.items():
+                pred = method(sample.image)
+                errors.setdefault((name, region), []).append(angular_errors(pred, sample.normals, mask))
+                if name == "shipped model (refined)" and len(shown) < 8 and index % 2 == (framing == "person"):
+                    error_map = np.degrees(np.arccos(np.clip((pred * sample.normals).sum(-1), -1, 1)))
+                    shown.append((sample, pred, error_map * (mask > 0.5)))
+    rows = [{**summarize(name, np.concatenate(found)), "region": region}
+            for (name, region), found in sorted(errors.items(), key=lambda item: item[0][1] != "face")]
     if sheet is not None:
         save_contact_sheet(shown, sheet)
     return Report(rows, count_parameters(model), people)
@@ -106,7 +115,7 @@ def save_contact_sheet(shown, path: Path, max_degrees: float = 30.0) -> None:
     rows = []
     for sample, pred, error in shown:
         heat = cv2.applyColorMap((np.clip(error / max_degrees, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        heat = heat[..., ::-1].astype(np.float32) / 255 * sample.mask[..., None]
+        heat = heat[..., ::-1].astype(np.float32) / 255 * (error > 0)[..., None]
         tiles = [sample.image, sample.normals * 0.5 + 0.5, pred * 0.5 + 0.5, heat]
         rows.append(np.concatenate(tiles, axis=1))
     sheet = np.concatenate(rows, axis=0)
@@ -115,10 +124,11 @@ def save_contact_sheet(shown, path: Path, max_degrees: float = 30.0) -> None:
 
 
 def format_table(report: Report) -> str:
-    lines = [f"{report.people} held-out test people, 256x256, errors in degrees over the face mask",
-             f"{'method':<26}{'mean':>7}{'median':>8}{'rmse':>7}{'<11.25':>8}{'<22.5':>7}{'<30':>7}"]
+    lines = [f"{report.people} held-out test people, 256x256, errors in degrees: over the face mask of "
+             "face crops (face), over the whole person of head-and-shoulders crops (subject)",
+             f"{'method':<26}{'region':>8}{'mean':>7}{'median':>8}{'rmse':>7}{'<11.25':>8}{'<22.5':>7}{'<30':>7}"]
     for row in report.rows:
-        lines.append(f"{row['name']:<26}{row['mean']:>7.2f}{row['median']:>8.2f}{row['rmse']:>7.2f}"
+        lines.append(f"{row['name']:<26}{row['region']:>8}{row['mean']:>7.2f}{row['median']:>8.2f}{row['rmse']:>7.2f}"
                      f"{row['p11']:>7.1f}%{row['p22']:>6.1f}%{row['p30']:>6.1f}%")
     lines.append(f"shipped model: {report.parameters:,} parameters")
     return "\n".join(lines)

@@ -19,6 +19,10 @@ class TrainSettings:
                                  # it outweighed the angular term 4:1 and the refiner chased pore noise
     unpaired_weight: float = 0.1
     unpaired_every: int = 4      # one photo batch every this many refine steps
+    consistency_weight: float = 0.5  # real photos: the same photo mirrored, rescaled, shifted,
+                                 # recompressed and recoloured must give the same normals
+    consistency_every: int = 2   # one real batch every this many coarse steps
+    checkpoint_every: int = 250  # steps between the checkpoints `--resume` continues from
     threads: int = 2
     bf16: bool = True            # bfloat16 autocast: steps ~1.7x faster on CPUs with bf16 units (AMX,
                                  # AVX512-BF16); ignored on CPUs without them

@@ -25,13 +25,14 @@ import numpy as np
 from shaders.relight import sh_irradiance
 
 from ..core import frames
+from . import body
 from .facekit import FaceKit, Person, held_out_person, training_person
 from .rasterize import rasterize
 
 UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
 FACE_HEIGHT_CM = 18.0  # chin to hairline of the mean head: sets how much of the crop a face fills
 FACE_CENTRE = np.array([0.0, 1.5, 9.0], np.float32)  # of the neutral head, cm
-RENDER_VERSION = 5     # bump when renders change: the training cache (dataset.py) keys on it
+RENDER_VERSION = 6     # bump when renders change: the training cache (dataset.py) keys on it
 
 # The head model's 68 landmarks (iBUG numbering, facekit.landmark_vertices), by what they mark
 JAW_RIGHT, CHIN, JAW_LEFT, LOWER_LIP = 4, 8, 12, 57      # right/left: the subject's
@@ -46,7 +47,9 @@ class Sample:
     image: np.ndarray     # (S, S, 3) float32 sRGB in [0, 1]
     normals: np.ndarray   # (S, S, 3) float32 unit vectors, view space (see the module's docstring)
     mask: np.ndarray      # (S, S) float32, 1 on the visible face (skin above the chin, eyes)
-    valid: np.ndarray     # (S, S) float32, 1 wherever the normals are exact: face, neck, bare scalp
+    valid: np.ndarray     # (S, S) float32, 1 wherever the normals are exact: the whole person but
+                          # the mouth's inside and loose strands or objects drawn over it
+    subject: np.ndarray   # (S, S) float32, 1 on the person (head, hair, clothes, glasses, hands)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +71,27 @@ class View:
         return frames.turn_from_z(unit(-self.face_centre())).astype(np.float32)
 
 
-def sample_view(rng: np.random.Generator, size: int) -> View:
+# The two framings the pipeline cuts (estimator/geometry.py): a face crop, the face 50-90% of its
+# side, and a head-and-shoulders crop, the face 28-45% of it, centred PERSON_DOWN face heights
+# below the face centre.
+PERSON_FILL = (0.28, 0.45)
+PERSON_DOWN = 0.35
+
+
+def sample_view(rng: np.random.Generator, size: int, framing: str = "face") -> View:
     """Head pose (yaw up to 60 degrees, pitch 30, roll 15) and a portrait camera: selfie to
-    telephoto distance, the face filling 50-90% of the crop, anywhere in the photo."""
+    telephoto distance, the face filling 50-90% of the crop ("face") or 28-45% of a crop reaching
+    down to the shoulders ("person"), anywhere in the photo."""
     yaw = rng.normal(0, 20) if rng.random() < 0.7 else rng.uniform(-60, 60)
     pitch, roll = rng.normal(0, 10), rng.normal(0, 6)
     head = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
                     float(np.clip(roll, -15, 15)))
     distance = math.exp(rng.uniform(math.log(45), math.log(250)))
-    fill = rng.uniform(0.5, 0.9)
+    fill = rng.uniform(0.5, 0.9) if framing == "face" else rng.uniform(*PERSON_FILL)
     off_axis = np.radians(rng.uniform(-12, 12, 2))
-    shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * 0.35
+    shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * (0.35 if framing == "face" else 0.1)
+    if framing == "person":
+        shift[1] -= PERSON_DOWN * fill * size
     return View(head, distance, fill, off_axis, shift)
 
 
@@ -121,6 +134,9 @@ class NoiseBank:
         tile = cv2.GaussianBlur(rng.standard_normal((2 * size, 2 * size)).astype(np.float32),
                                 (0, 0), sigmaX=0.7, sigmaY=10, borderType=cv2.BORDER_REFLECT)
         self.tiles["strands"] = tile / tile.std()
+        tile = cv2.GaussianBlur(rng.standard_normal((2 * size, 2 * size)).astype(np.float32),
+                                (0, 0), sigmaX=4, sigmaY=40, borderType=cv2.BORDER_REFLECT)
+        self.tiles["clumps"] = tile / tile.std()   # locks of hair
 
     def sample(self, rng: np.random.Generator, sigma: float, shape: tuple[int, int]) -> np.ndarray:
         tile = self.tiles[sigma]
@@ -173,23 +189,71 @@ class FaceRenderer:
         self.is_mouth = np.isin(material, [m["M_Teeth"], m["M_GumsTongue"]])
         self.is_teeth = material == m["M_Teeth"]
         self.is_back = material == m["M_BackHead"]
+        self.vertex_uv = np.zeros((len(facekit.neutral), 2), np.float32)
+        self.vertex_uv[facekit.triangles.ravel()] = facekit.triangle_uv.reshape(-1, 2)
+        self.is_face_vertex = np.zeros(len(facekit.neutral), bool)
+        self.is_face_vertex[facekit.triangles[self.is_face].ravel()] = True
+        self.is_back_vertex = np.zeros(len(facekit.neutral), bool)
+        self.is_back_vertex[facekit.triangles[self.is_back].ravel()] = True
+        # The neck's lower end flares out into a cut: the torso (body.py) takes over above it.
+        self.above_neck_cut = (facekit.neutral[facekit.triangles, 1] > body.NECK_CUT).any(1)
 
     # --- public ------------------------------------------------------------------------------
     def training_sample(self, seed: int) -> Sample:
-        return self.render(training_person(self.kit, seed), seed)
+        framing = "person" if np.random.default_rng([seed, 3]).random() < 0.4 else "face"
+        return self.render(training_person(self.kit, seed), seed, framing)
 
-    def test_sample(self, index: int) -> Sample:
+    def test_sample(self, index: int, framing: str = "face") -> Sample:
         person, seed = held_out_person(self.kit, index)
-        return self.render(person, seed)
+        return self.render(person, seed, framing)
 
-    def render(self, person: Person, seed: int) -> Sample:
+    def render(self, person: Person, seed: int, framing: str = "face") -> Sample:
         rng = np.random.default_rng([seed, 2])
-        return self.render_view(person, sample_view(rng, self.size), rng)
+        return self.render_view(person, sample_view(rng, self.size, framing), rng)
+
+    def _body_parts(self, rng, vertices, normals_model) -> list[body.Part]:
+        """Hair, torso, and sometimes glasses and a hand, for this head."""
+        lm = self.kit.landmark_vertices
+        parts = []
+        if rng.random() > 0.12:   # not bald
+            hair_line = self._hair_line(rng)
+            y = vertices[:, 1]
+            covered = (self.is_back_vertex & ~self.is_face_vertex & (y > 2.0 - 6 * rng.random())) | (
+                self.is_face_vertex & (self.vertex_uv[:, 1] > hair_line(self.vertex_uv[:, 0])))
+            if rng.random() < 0.6:  # short hair or tucked behind: the ears show
+                ears = (np.abs(vertices[:, 0]) > 6.5) & (y < 6) & (vertices[:, 2] > -5)
+                covered &= ~ears
+            parts += body.hair_parts(rng, vertices, normals_model, self.kit.triangles, covered)
+        turn = rotation(rng.normal(0, 15), rng.normal(0, 6), rng.normal(0, 4)).T
+        parts.append(body.torso(rng, turn))
+        if rng.random() < 0.2:
+            ear_z = float(vertices[lm[0], 2]) - 1.0
+            parts.append(body.glasses(rng, vertices[lm[RIGHT_EYE]].mean(0), vertices[lm[LEFT_EYE]].mean(0), ear_z))
+        if rng.random() < 0.06:
+            parts.append(body.hand(rng, vertices[lm[rng.choice([CHIN, JAW_RIGHT, JAW_LEFT])]]))
+        return parts
 
     def render_view(self, person: Person, view: View, rng: np.random.Generator) -> Sample:
         s = self.size
-        vertices = self.kit.vertices(person)
-        normals_model = vertex_normals(vertices, self.kit.triangles)
+        head = self.kit.vertices(person)
+        head_normals = vertex_normals(head, self.kit.triangles)
+        parts = self._body_parts(rng, head, head_normals)
+        # One mesh for the rasteriser: the head, then each part (own normals, own texture
+        # coordinates; per triangle, which part it belongs to).
+        vertices = np.concatenate([head] + [p.vertices for p in parts])
+        normals_model = np.concatenate([head_normals] + [vertex_normals(p.vertices, p.triangles) for p in parts])
+        offsets = np.cumsum([len(head)] + [len(p.vertices) for p in parts])
+        head_triangles = np.where(self.above_neck_cut[:, None], self.kit.triangles, 0)  # cut: degenerate
+        triangles = np.concatenate([head_triangles] + [p.triangles + o for p, o in zip(parts, offsets)])
+        corner_uv = np.concatenate([np.pad(self.kit.triangle_uv, ((0, 0), (0, 0), (0, 1)))] + [
+            np.pad(p.uv, ((0, 0), (0, 0), (0, 3 - p.uv.shape[-1]))) for p in parts])
+        part_of = np.concatenate([np.zeros(len(self.kit.triangles), np.int8)] + [
+            np.full(len(p.triangles), p.kind, np.int8) for p in parts])
+        styles = {p.kind: p.style for p in parts}
+        extra = len(triangles) - len(self.kit.triangles)
+        head_only = {name: np.pad(getattr(self, name), (0, extra)) for name in
+                     ("is_face", "is_eye", "is_mouth", "is_teeth", "is_back")}
+        gaze_angle_vertex = np.pad(self.gaze_angle, (0, len(vertices) - len(head)), constant_values=180.0)
 
         # The crop: a window of the photo centred (give or take the shift) on the face.
         r = view.head
@@ -200,45 +264,103 @@ class FaceRenderer:
         proj = np.stack([focal * cam[:, 0] / depth, -focal * cam[:, 1] / depth], 1)
         face_px = np.array([focal * centre_cam[0] / view.distance, -focal * centre_cam[1] / view.distance])
         screen = proj - face_px + s / 2 + view.shift
-        fragments = rasterize(screen, depth, self.kit.triangles, s, s)
+        fragments = rasterize(screen, depth, triangles, s, s)
 
         covered = fragments.triangle >= 0
         tri = np.where(covered, fragments.triangle, 0)
-        at_vertices = np.concatenate([normals_model @ r.T, cam, vertices[:, 1:2],
-                                      self.gaze_angle[:, None]], -1)
-        attributes = fragments.interpolate(at_vertices, self.kit.triangles)  # one gather for all
-        normals, position, model_y = attributes[..., :3], attributes[..., 3:6], attributes[..., 6]
-        gaze_angle = attributes[..., 7]
-        uv = fragments.interpolate(self.kit.triangle_uv)  # per corner: UV seams split vertices
+        at_vertices = np.concatenate([normals_model @ r.T, cam, gaze_angle_vertex[:, None]], -1)
+        attributes = fragments.interpolate(at_vertices, triangles)  # one gather for all
+        normals, position, gaze_angle = attributes[..., :3], attributes[..., 3:6], attributes[..., 6]
+        texture_coords = fragments.interpolate(corner_uv)  # per corner: UV seams split vertices
+        uv, cloth = texture_coords[..., :2], texture_coords[..., 2]
         normals = unit(normals, 1e-8)
+        part = np.where(covered, part_of[tri], -1)
+        is_face, is_eye, is_mouth = (head_only[k][tri] for k in ("is_face", "is_eye", "is_mouth"))
 
-        skin = covered & self.is_face[tri]
+        skin = covered & is_face
         # Skin relief: bends the normals that the image is shaded with AND the ground truth.
         age = rng.beta(1.5, 2.5)
         texture = _pixel_footprint_blur(self._height_texture(rng, age), _texels_per_pixel(uv, skin))
         height = self._sample_uv(texture, uv, skin)
         normals = _bump(normals, position, height, skin)
+        hair = part == body.HAIR
+        if hair.any():   # strands and clumps flowing along the hair's v
+            normals = _bump(normals, position, self._hair_height(rng, uv, hair, styles[body.HAIR]), hair)
+        torso_cloth = (part == body.TORSO) & (cloth > 0.5)
+        if torso_cloth.any():  # the weave: fine relief, printed patterns are colour only
+            weave = self._sample_tile(self.noise.tiles[0.7], uv * [600, 300], torso_cloth) * rng.uniform(0, 0.01)
+            normals = _bump(normals, position, weave, torso_cloth)
         normals[~covered] = (0, 0, 1)
 
-        hair_line = self._hair_line(rng)
-        hair = covered & ((self.is_back[tri] & (model_y > 2.0 - 6 * rng.random()))
-                          | (skin & (uv[..., 1] > hair_line(uv[..., 0]))))
-        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, gaze_angle)
+        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, gaze_angle, head_only)
+        self._body_albedo(rng, albedo, specular_weight, part, uv, cloth, styles)
+        body_skin = skin | (part == body.HAND) | ((part == body.TORSO) & (cloth <= 0.5))
         radiance = self._shade(rng, normals, position, depth_map=np.where(covered, -position[..., 2], np.inf),
-                               albedo=albedo, specular_weight=specular_weight, skin=skin, focal=focal)
+                               albedo=albedo, specular_weight=specular_weight, skin=body_skin, focal=focal)
         # Mouth interior sits in the dark.
-        radiance[covered & self.is_mouth[tri]] *= rng.uniform(0.15, 0.5)
+        radiance[covered & is_mouth] *= rng.uniform(0.15, 0.5)
 
-        image, occluded = self._surroundings(rng, radiance, covered, screen)
+        image, drawn_over = self._surroundings(rng, radiance, covered, screen)
         image = _camera(rng, image)
-        seen = covered & ~hair & ~occluded
+        seen = covered & ~drawn_over
         above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
-        face = seen & ((skin & above_chin) | self.is_eye[tri])
-        valid = seen & ~self.is_mouth[tri]
+        face = seen & (part == 0) & ((skin & above_chin) | is_eye)
+        valid = seen & ~is_mouth
         # Lit in camera space (where the lights are); the truth is what the crop can show.
         truth = np.where(covered[..., None], normals @ view.to_view_space(), normals)
         return Sample(image, truth.astype(np.float32), face.astype(np.float32),
-                      valid.astype(np.float32))
+                      valid.astype(np.float32), covered.astype(np.float32))
+
+    def _sample_tile(self, tile: np.ndarray, points: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """A noise tile read at texture points (pixels of the tile, wrapping), zero elsewhere."""
+        size = tile.shape[0]
+        points = np.where(where[..., None], points, 0).astype(np.float32) % size
+        sampled = cv2.remap(tile, points[..., 0], points[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        sampled[~where] = 0
+        return sampled
+
+    def _hair_height(self, rng, uv, hair, style) -> np.ndarray:
+        """Height (cm) over the hair: fine strands and broad clumps, both long along the flow (v)."""
+        scale = style["strand_scale"]
+        offset = rng.uniform(0, 1000, 2)
+        strands = self._sample_tile(self.noise.tiles["strands"], uv * [700 * scale, 400] + offset, hair)
+        clumps = self._sample_tile(self.noise.tiles["clumps"], uv * [250 * scale, 120] + offset, hair)
+        return style["strand_depth"] * strands + style["clump_depth"] * clumps
+
+    def _body_albedo(self, rng, albedo, specular, part, uv, cloth, styles) -> None:
+        """Colours of the body parts, in place: clothes with printed patterns (pigment only: the
+        relief is the same whatever is printed), skin above the neckline and on the hand, frames."""
+        s = self.size
+        tone = self._tone
+        torso = part == body.TORSO
+        skin = torso & (cloth <= 0.5)
+        albedo[skin] = tone * 0.95
+        fabric = torso & (cloth > 0.5)
+        if fabric.any():
+            base = rng.uniform(0.01, 0.7, 3) ** 1.5
+            other = rng.uniform(0.01, 0.7, 3) ** 1.5
+            u, v = uv[..., 0] * rng.uniform(20, 120), uv[..., 1] * rng.uniform(10, 60)
+            kind = rng.integers(0, 5)
+            if kind == 0:
+                pattern = np.zeros((s, s), np.float32)
+            elif kind == 1:
+                pattern = (np.sin(u) > 0.3).astype(np.float32)                      # stripes
+            elif kind == 2:
+                pattern = ((np.sin(u) > 0) ^ (np.sin(v) > 0)).astype(np.float32)    # checks
+            elif kind == 3:
+                pattern = ((np.sin(u) * np.sin(v)) > 0.7).astype(np.float32)        # dots
+            else:
+                pattern = (self._sample_tile(self.noise.tiles[3], uv * [500, 250], fabric) > 0.8).astype(np.float32)
+            mix = pattern[fabric, None]
+            albedo[fabric] = base * (1 - mix) + other * mix
+            specular[fabric] = rng.uniform(0.0, 0.3)
+        hand = part == body.HAND
+        albedo[hand] = tone
+        specular[hand] = 0.4
+        frame = part == body.FRAME
+        if frame.any():
+            albedo[frame] = styles[body.FRAME]["colour"]
+            specular[frame] = 1.5
 
     # --- textures in the face's UV space ---------------------------------------------------
     def _sample_uv(self, texture: np.ndarray, uv: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -317,7 +439,7 @@ class FaceRenderer:
         return lambda u: top - fringe * np.exp(-((u - centre) / width) ** 2) - 0.12 * (
             np.abs(u - 0.5) > 0.3) * (np.abs(u - 0.5) - 0.3) * 4
 
-    def _albedo(self, rng, uv, tri, covered, skin, hair, gaze_angle):
+    def _albedo(self, rng, uv, tri, covered, skin, hair, gaze_angle, head_only):
         """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry)."""
         n, lm = self.noise, self.lm
         s = self.size
@@ -326,6 +448,7 @@ class FaceRenderer:
         light, dark = np.array([0.78, 0.55, 0.45]), np.array([0.09, 0.045, 0.03])
         tone = light * (dark / light) ** darkness
         tone = tone * np.exp(rng.normal(0, [0.06, 0.06, 0.08]))
+        self._tone = tone.astype(np.float32)   # the body parts' skin (_body_albedo) matches
         size = UV_SIZE // 2
         texture = np.ones((size, size, 3), np.float32) * tone.astype(np.float32)
         shape = (size, size)
@@ -367,7 +490,7 @@ class FaceRenderer:
         specular[skin] = rng.uniform(0.2, 1.0) * np.clip(
             1 + 0.5 * n.sample(rng, 6, (s, s)), 0.2, 2)[skin]
 
-        eye = covered & self.is_eye[tri]
+        eye = covered & head_only["is_eye"][tri]
         albedo[eye] = np.array([0.5, 0.42, 0.4]) * rng.uniform(0.5, 1.0)
         # Seen through the cornea (the shell's bulge, ~25 degrees around the gaze): iris and pupil.
         iris_angle = rng.uniform(23, 28)
@@ -378,12 +501,12 @@ class FaceRenderer:
         pupil = gaze_angle < iris_angle * rng.uniform(0.2, 0.55)
         albedo[iris] = np.where(pupil[iris, None], 0.005, iris_colour)
         specular[eye] = 1.5      # wet
-        mouth = covered & self.is_mouth[tri]
-        albedo[mouth] = np.where(self.is_teeth[tri][mouth, None], np.array([0.6, 0.55, 0.45]),
+        mouth = covered & head_only["is_mouth"][tri]
+        albedo[mouth] = np.where(head_only["is_teeth"][tri][mouth, None], np.array([0.6, 0.55, 0.45]),
                                  tone * np.array([1.0, 0.4, 0.4]))
-        back = covered & self.is_back[tri] & ~hair
-        albedo[back] = tone * 0.95  # neck and scalp skin
-        strands = np.clip(0.7 + 0.5 * n.sample(rng, "strands", (s, s)), 0.1, 1.5)
+        back = covered & head_only["is_back"][tri]
+        albedo[back] = tone * 0.95  # neck, ears and scalp skin
+        strands = np.clip(0.7 + 0.5 * self._sample_tile(n.tiles["strands"], uv * [700, 400], hair), 0.1, 1.5)
         albedo[hair] = (hair_colour * strands[hair, None]).astype(np.float32)
         specular[hair] = 0.5
         return albedo, specular
@@ -434,17 +557,6 @@ class FaceRenderer:
         image = np.where(covered[..., None], radiance, _background(rng, self.noise, s))
         occluded = np.zeros((s, s), bool)
         landmarks = screen[self.kit.landmark_vertices]
-        if rng.random() < 0.5:  # hair volume around the top of the head
-            silhouette = covered.astype(np.uint8)
-            grow = int(rng.integers(3, 25))
-            halo = cv2.dilate(silhouette, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-            halo = halo.astype(bool) & ~covered
-            eye_level = landmarks[EYES, 1].mean()
-            rows = np.arange(s)[:, None]
-            halo &= rows < eye_level + rng.uniform(-0.3, 0.6) * abs(landmarks[CHIN, 1] - eye_level)
-            colour = np.exp(rng.normal(math.log(0.03), 1.0)) * np.array([1.0, 0.7, 0.5])
-            strands = np.clip(0.7 + 0.5 * self.noise.sample(rng, "strands", (s, s)), 0.1, 1.5)
-            image[halo] = (colour * strands[halo, None]).astype(np.float32)
         layer = np.zeros((s, s), np.float32)
         colour_layer = np.zeros((s, s, 3), np.float32)
         if rng.random() < 0.25:  # loose hair strands over the face
@@ -456,18 +568,7 @@ class FaceRenderer:
                 pts = np.round(_bezier(start, bend, end) * 16).astype(np.int32).reshape(-1, 1, 2)
                 cv2.polylines(layer, [pts], False, 1.0, 1, cv2.LINE_AA, shift=4)
             colour_layer[:] = colour
-        if rng.random() < 0.15:  # glasses
-            thickness = int(rng.integers(1, 4))
-            frame = rng.uniform(0, 0.3, 3)
-            for eye in (landmarks[RIGHT_EYE], landmarks[LEFT_EYE]):
-                centre, width = eye.mean(0), np.ptp(eye[:, 0])
-                axes = (int(width * rng.uniform(0.8, 1.1)), int(width * rng.uniform(0.55, 0.8)))
-                cv2.ellipse(layer, tuple(np.round(centre).astype(int)), axes, 0, 0, 360, 1.0, thickness,
-                            cv2.LINE_AA)
-            bridge = np.round(landmarks[INNER_EYE_CORNERS]).astype(int)
-            cv2.line(layer, tuple(bridge[0]), tuple(bridge[1]), 1.0, thickness, cv2.LINE_AA)
-            colour_layer[layer > 0] = frame
-        if rng.random() < 0.08:  # a hand or an object in front of the lower face
+        if rng.random() < 0.04:  # an object in front of the lower face (a hand is a body part)
             blob = np.zeros((s, s), np.float32)
             centre = landmarks[rng.choice([CHIN, JAW_RIGHT, JAW_LEFT, LOWER_LIP])] + rng.normal(0, 10, 2)
             axes = (int(rng.uniform(15, 45)), int(rng.uniform(25, 60)))
