@@ -82,12 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     _add_settings_options(train)
     train.set_defaults(run=run_train)
 
-    evaluate = commands.add_parser("evaluate", help="angular errors on the held-out test people")
-    evaluate.add_argument("--data", required=True, help="the ICT-FaceKit folder")
+    evaluate = commands.add_parser("evaluate", help="angular errors on the held-out test people; "
+                                                    "consistency on held-out real portraits")
+    evaluate.add_argument("--data", help="the ICT-FaceKit folder: errors on the synthetic test people "
+                                         "(needed unless --portraits is given)")
     evaluate.add_argument("--weights", help="weights file (default: the shipped model)")
     evaluate.add_argument("--ablation", help="no-attention weights (default: shipped beside the model)")
     evaluate.add_argument("--people", type=int, default=200, help="how many test people (default 200)")
     evaluate.add_argument("--sheet", default="out/evaluation_sheet.png", help="contact sheet path")
+    evaluate.add_argument("--portraits", help="the real portrait folder (../shared/data/portraits): "
+                                              "consistency under mirror, JPEG, half size and shift on "
+                                              "its held-out photos (backend/training/portraits)")
+    evaluate.add_argument("--portrait-sheet", default="out/portrait_sheet.png",
+                          help="with --portraits: contact sheet of 24 held-out portraits "
+                               "(default out/portrait_sheet.png)")
+    evaluate.add_argument("--previous", help="with --portraits: also score this earlier model in the same "
+                                             "run (default: backend/weights/face_normals_previous"
+                                             ".safetensors when it exists)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -100,20 +111,42 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .training.evaluate import evaluate, format_table
     from .training.facekit import FaceKitError
 
+    if not args.data and not args.portraits:
+        return _fail("give --data (the synthetic test people), --portraits (held-out real portraits) or both")
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     ablation = Path(args.ablation) if args.ablation else weights.with_name(
         weights.stem + "_no_attention.safetensors")
-    try:
-        report = evaluate(Path(args.data), weights, ablation if ablation.is_file() else None,
-                          people=args.people, sheet=Path(args.sheet))
-    except (FaceKitError, WeightsError) as error:
-        return _fail(str(error))
+    output: dict = {}
+    if args.data:
+        try:
+            report = evaluate(Path(args.data), weights, ablation if ablation.is_file() else None,
+                              people=args.people, sheet=Path(args.sheet))
+        except (FaceKitError, WeightsError) as error:
+            return _fail(str(error))
+        output = {"rows": report.rows, "parameters": report.parameters, "people": report.people}
+        if not args.json:
+            print(format_table(report))
+            print(f"contact sheet: {args.sheet}")
+    if args.portraits:
+        from .training.consistency import evaluate_portraits, format_portrait_table
+        from .training.portraits import PortraitSplitError
+
+        previous = Path(args.previous) if args.previous else DEFAULT_WEIGHTS.with_name(
+            "face_normals_previous.safetensors")
+        try:
+            portraits = evaluate_portraits(Path(args.portraits), weights,
+                                           previous if args.previous or previous.is_file() else None,
+                                           sheet=Path(args.portrait_sheet), progress=sys.stderr.isatty())
+        except (PortraitSplitError, WeightsError) as error:
+            return _fail(str(error))
+        output["portraits"] = portraits.to_json()
+        if not args.json:
+            if args.data:
+                print()
+            print(format_portrait_table(portraits))
+            print(f"portrait sheet: {portraits.sheet}")
     if args.json:
-        print(json.dumps({"rows": report.rows, "parameters": report.parameters,
-                          "people": report.people}, indent=2))
-    else:
-        print(format_table(report))
-        print(f"contact sheet: {args.sheet}")
+        print(json.dumps(output, indent=2))
     return 0
 
 

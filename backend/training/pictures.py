@@ -1,0 +1,68 @@
+"""Pictures of estimated normal maps: the map as colour and the photo relit from a side.
+
+Relit as `make demo` relights out/astronaut_relit.png: the relighting model of shaders/relight.py
+(the add-on's relight bake in background Blender runs that same numpy reference), with the
+demo's light directions (`backend.demo.LIGHTS`), its white light of intensity 1.2 and specular
+0.15, the add-on's other Relight defaults (ambient 0.25, from above 0.3, remove original shading
+0.7, roughness 0.5, exposure 0; addon/relight.py, which needs bpy, so they are restated here) and
+the estimate's own mask (the bake's default, `<photo>_mask`): outside it the photo is unchanged.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shaders import relight as model
+
+from ..demo import LIGHTS
+
+INTENSITY, SPECULAR = 1.2, 0.15                          # backend/demo.py's bake
+AMBIENT, AMBIENT_FROM_ABOVE, DELIGHT, ROUGHNESS = 0.25, 0.3, 0.7, 0.5   # the add-on's defaults
+
+
+def lighting(side: str) -> model.Lighting:
+    """One white light from LIGHTS[side] ('left', 'above' or 'right') as the demo bakes it."""
+    return model.Lighting([model.Light(LIGHTS[side], (1.0, 1.0, 1.0), INTENSITY)],
+                          model.ambient_sh((1.0, 1.0, 1.0), AMBIENT, AMBIENT_FROM_ABOVE),
+                          delight=DELIGHT, specular=SPECULAR, roughness=ROUGHNESS)
+
+
+def normal_colours(normals: np.ndarray) -> np.ndarray:
+    """Unit normals (H, W, 3) -> RGB in [0, 1], n * 0.5 + 0.5 (what the normal PNGs store)."""
+    return np.clip(np.asarray(normals, np.float32) * 0.5 + 0.5, 0, 1)
+
+
+def relit(photo: np.ndarray, normals: np.ndarray, mask: np.ndarray, side: str) -> np.ndarray:
+    """The photo (H, W, 3) sRGB in [0, 1] relit from `side` through its normals and mask."""
+    return model.relight(photo, normal_colours(normals), lighting(side), mask)
+
+
+def tiles_row(photo: np.ndarray, normals: np.ndarray, mask: np.ndarray,
+              sides: tuple[str, ...] = ("left", "right")) -> np.ndarray:
+    """photo | normals | relit from each of `sides`, side by side (H, W * (2 + len(sides)), 3)."""
+    tiles = [np.asarray(photo, np.float32), normal_colours(normals)]
+    tiles += [relit(photo, normals, mask, side) for side in sides]
+    return np.concatenate(tiles, axis=1)
+
+
+def fit_height(row: np.ndarray, height: int) -> np.ndarray:
+    if row.shape[0] == height:
+        return row
+    width = max(1, round(row.shape[1] * height / row.shape[0]))
+    return cv2.resize(row, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows one under the other, each scaled to the first's height and padded black to the widest."""
+    height = rows[0].shape[0]
+    rows = [fit_height(row, height) for row in rows]
+    width = max(row.shape[1] for row in rows)
+    return np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows], axis=0)
+
+
+def save_rgb(path: Path, pixels: np.ndarray) -> None:
+    """Float RGB in [0, 1] -> 8-bit PNG (folders made as needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), (np.clip(pixels, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
