@@ -1,4 +1,5 @@
-"""A converted TFLite graph run in PyTorch: MediaPipe's face models (backend/tools/convert_mediapipe.py).
+"""A converted TFLite graph run in PyTorch: MediaPipe's face and person segmentation models
+(backend/tools/convert_mediapipe.py).
 
 The file holds the graph's constant tensors and, in its metadata, the ops in TFLite's order with
 their options.  Each op is computed here as TFLite defines it (NHWC semantics, "same" padding
@@ -62,6 +63,9 @@ class GraphModule(nn.Module):
             elif op["op"] == "DEPTHWISE_CONV_2D":
                 key = str(op["inputs"][1])
                 constants[key] = constants[key].permute(3, 0, 1, 2)        # 1HWC -> C1HW
+            elif op["op"] == "TRANSPOSE_CONV_BIAS":
+                key = str(op["inputs"][1])
+                constants[key] = constants[key].permute(3, 0, 1, 2)        # OHWI -> IOHW
             elif op["op"] == "PRELU":
                 key = str(op["inputs"][1])
                 constants[key] = constants[key].reshape(1, -1, 1, 1)
@@ -74,13 +78,13 @@ class GraphModule(nn.Module):
     def load(cls, path: str | Path) -> GraphModule:
         path = Path(path)
         if not path.is_file():
-            raise ModelFileError(f"face model {path} is missing; make it with: {CONVERT_COMMAND}")
+            raise ModelFileError(f"MediaPipe model {path} is missing; make it with: {CONVERT_COMMAND}")
         try:
             with safe_open(str(path), framework="pt") as handle:
                 graph = json.loads(handle.metadata()["graph"])
                 constants = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own types for a damaged file
-            raise ModelFileError(f"face model {path} is unreadable ({error}); remake it with: "
+            raise ModelFileError(f"MediaPipe model {path} is unreadable ({error}); remake it with: "
                                  f"{CONVERT_COMMAND}") from error
         return cls(graph, constants).eval()
 
@@ -112,8 +116,32 @@ class GraphModule(nn.Module):
             x = _pad_same(x, op["kernel"], op["stride"], value=-math.inf)
         return F.max_pool2d(x, op["kernel"], op["stride"])
 
+    def _average_pool_2d(self, op, x):
+        if op["padding"] == "same":  # TFLite averages over the pixels inside the image only
+            ones = _pad_same(torch.ones_like(x[:1, :1]), op["kernel"], op["stride"])
+            x = _pad_same(x, op["kernel"], op["stride"])
+            return F.avg_pool2d(x, op["kernel"], op["stride"]) / F.avg_pool2d(ones, op["kernel"], op["stride"])
+        return F.avg_pool2d(x, op["kernel"], op["stride"])
+
+    def _transpose_conv_bias(self, op, x, weight, bias):
+        # MediaPipe's Convolution2DTransposeBias: a transposed convolution plus bias, cut to the
+        # output's size from the top-left padding on (mediapipe/util/tflite/operations/transpose_conv_bias.cc)
+        full = F.conv_transpose2d(x, weight, bias, stride=op["stride"])
+        height, width = op["shapes"][0][1:3]
+        top, left = (full.shape[2] - height) // 2, (full.shape[3] - width) // 2
+        return full[:, :, top:top + height, left:left + width]
+
     def _add(self, op, a, b):
         return _activate(a + b, op["activation"])
+
+    def _mul(self, op, a, b):
+        return _activate(a * b, op["activation"])
+
+    def _logistic(self, op, x):
+        return torch.sigmoid(x)
+
+    def _hard_swish(self, op, x):
+        return F.hardswish(x)
 
     def _relu(self, op, x):
         return F.relu(x)

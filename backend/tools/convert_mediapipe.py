@@ -1,4 +1,4 @@
-"""Convert MediaPipe's face models (.tflite, Apache-2.0) into the safetensors the backend ships.
+"""Convert MediaPipe's face and person models (.tflite, Apache-2.0) into the safetensors the backend ships.
 
     pip install tflite        # the pure-Python flatbuffer reader; needed here only
     pip download --no-deps mediapipe==0.10.21 --python-version 3.11 --only-binary=:all: \
@@ -27,6 +27,8 @@ MODELS = {  # path inside the wheel -> file written to backend/weights
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "face_detection_short_range",
     "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": "face_detection_full_range",
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark",
+    # the general (256x256) person segmentation model; not the 144x256 _landscape one
+    "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite": "selfie_segmentation",
 }
 OPERATORS = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 DTYPES = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.FLOAT16: np.float16,
@@ -34,6 +36,7 @@ DTYPES = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.FLOAT16: np.f
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}
 PADDING = {0: "same", 1: "valid"}
 FOLDED = {"DEQUANTIZE", "DENSIFY"}  # constant-only ops, evaluated here
+CUSTOM = {"Convolution2DTransposeBias": "TRANSPOSE_CONV_BIAS"}  # MediaPipe's own ops, by our name
 
 
 def _options(op, cls):
@@ -50,13 +53,14 @@ def _op_attributes(name: str, op) -> dict:
         assert o.DilationHFactor() == o.DilationWFactor() == 1
         return {"stride": [o.StrideH(), o.StrideW()], "padding": PADDING[o.Padding()],
                 "activation": ACTIVATIONS[o.FusedActivationFunction()]}
-    if name == "MAX_POOL_2D":
+    if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         o = _options(op, tflite.Pool2DOptions)
         assert o.FusedActivationFunction() == 0
         return {"stride": [o.StrideH(), o.StrideW()], "kernel": [o.FilterHeight(), o.FilterWidth()],
                 "padding": PADDING[o.Padding()]}
-    if name == "ADD":
-        return {"activation": ACTIVATIONS[_options(op, tflite.AddOptions).FusedActivationFunction()]}
+    if name in ("ADD", "MUL"):
+        o = _options(op, tflite.AddOptions if name == "ADD" else tflite.MulOptions)
+        return {"activation": ACTIVATIONS[o.FusedActivationFunction()]}
     if name == "CONCATENATION":
         o = _options(op, tflite.ConcatenationOptions)
         return {"axis": o.Axis(), "activation": ACTIVATIONS[o.FusedActivationFunction()]}
@@ -65,6 +69,9 @@ def _op_attributes(name: str, op) -> dict:
         return {"align_corners": o.AlignCorners(), "half_pixel_centers": o.HalfPixelCenters()}
     if name == "DEPTH_TO_SPACE":
         return {"block": _options(op, tflite.DepthToSpaceOptions).BlockSize()}
+    if name == "TRANSPOSE_CONV_BIAS":  # options: TfLiteTransposeConvParams (padding enum, strides) raw
+        padding, stride_w, stride_h = op.CustomOptionsAsNumpy().view(np.int32)[:3]
+        return {"stride": [int(stride_h), int(stride_w)], "padding": {1: "same", 2: "valid"}[int(padding)]}
     return {}
 
 
@@ -130,6 +137,8 @@ def convert(data: bytes) -> tuple[dict[str, np.ndarray], dict]:
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         name = OPERATORS[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        if name == "CUSTOM":
+            name = CUSTOM[code.CustomCode().decode()]
         inputs = [int(j) for j in op.InputsAsNumpy()]
         outputs = [int(j) for j in op.OutputsAsNumpy()]
         if name in FOLDED:
