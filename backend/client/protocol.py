@@ -31,9 +31,10 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 "score": the detector's face probability, "presence": the face mesh's,
                 "landmarks": {NAME: [x, y], ...}} with NAME each of right_eye_outer,
                 right_eye_inner, left_eye_inner, left_eye_outer, nose_tip, upper_lip, lower_lip,
-                right_mouth_corner, left_mouth_corner, chin, forehead ("right": the person's
-                right, the photo's left): 11 of MediaPipe's 468 face-mesh points (the Python API,
-                NormalMap.faces, has all 468).  Pixel coordinates are continuous: pixel (i, j)
+                right_mouth_corner, left_mouth_corner, chin, forehead, right_iris, left_iris
+                ("right": the person's right, the photo's left; the irises' centres): 13 of
+                MediaPipe's 478 face-mesh and iris points (the Python API, NormalMap.faces, has
+                all 478).  Pixel coordinates are continuous: pixel (i, j)
                 spans x i..i+1, y j..j+1.  With detect false there are no faces.
                 While it works the server sends {"kind": "progress", "done", "total"}.
   "cancel"   -> options {"target": id}; the target's reply becomes an error with code

@@ -4,9 +4,11 @@ photo -> BlazeFace short-range (128², whole photo), and when that finds no face
 ones, short-range slid over the photo scaled to 384 px and full-range (192², whole photo)
 -> one list of candidates (weighted non-max suppression across passes) -> the face mesh (192²,
 on a square turned upright by the eyes) twice: from the detector's box, then from the first
-mesh's own box, as MediaPipe tracks -> faces the mesh agrees are faces, each with 468 landmarks.
-The settings are those of MediaPipe's graphs (face_detection_*.pbtxt, face_landmark_*.pbtxt in
-mediapipe/modules).
+mesh's own box, as MediaPipe tracks -> faces the mesh agrees are faces, each with 468 landmarks
+-> the iris model (64², on a square around each eye) -> 478 landmarks: the mesh's 468, then 5 for
+the person's right iris and 5 for the left (centre first), as MediaPipe's iris tracking gives them.
+The settings are those of MediaPipe's graphs (face_detection_*.pbtxt, face_landmark_*.pbtxt,
+iris_landmark*.pbtxt in mediapipe/modules, iris_tracking_cpu.pbtxt in mediapipe/graphs).
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from .graph_module import GraphModule
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
-# Named landmarks of the 468-point mesh ("right" is the person's right: the image's left).
+# Named landmarks of the 478 ("right" is the person's right: the image's left): the mesh's and
+# the irises' centres.
 LANDMARK_NAMES = {"right_eye_outer": 33, "right_eye_inner": 133, "left_eye_inner": 362,
                   "left_eye_outer": 263, "nose_tip": 1, "upper_lip": 13, "lower_lip": 14,
-                  "right_mouth_corner": 61, "left_mouth_corner": 291, "chin": 152, "forehead": 10}
+                  "right_mouth_corner": 61, "left_mouth_corner": 291, "chin": 152, "forehead": 10,
+                  "right_iris": 468, "left_iris": 473}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,13 @@ class DetectorSpec:
 SHORT_RANGE = DetectorSpec("face_detection_short_range.safetensors", 128, (8, 16, 16, 16), 2, 0.5)
 FULL_RANGE = DetectorSpec("face_detection_full_range.safetensors", 192, (4,), 1, 0.6)
 MESH_FILE, MESH_SIZE = "face_landmark.safetensors", 192
+IRIS_FILE, IRIS_SIZE = "iris_landmark.safetensors", 64
+IRIS_POINTS = 5
+# Each eye's square (iris_landmark_landmarks_to_roi.pbtxt): from two corners along the eye, centred
+# between them, EYE_SCALE times their longer extent in x or y; the person's left eye (MediaPipe's
+# "right eye", 362 -> 263) mirrored, so that the model sees the same side's eye both times.
+EYES = ((33, 133, False), (362, 263, True))
+EYE_SCALE = 2.3
 ROI_SCALE = 1.5          # mesh input square / face box side (MediaPipe's RectTransformation)
 MIN_PRESENCE = 0.5       # the mesh's face flag at least this, or
 SURE_DETECTION = 0.66    # the detector's score at least this, makes a face (both measured
@@ -80,7 +91,8 @@ class Candidate:
 @dataclasses.dataclass(frozen=True)
 class Face:
     """A face found in a photo, in its pixels."""
-    landmarks: np.ndarray    # (468, 3) x, y (pixels) and depth (pixels, toward the camera negative)
+    landmarks: np.ndarray    # (478, 3) x, y (pixels) and depth (pixels, toward the camera negative):
+                             # the mesh's 468, the right iris's 5 (468: centre), the left's (473)
     roll: float              # degrees the face is turned counter-clockwise in the photo
     score: float             # the detector's probability that this is a face
     presence: float          # the face mesh's probability that its input holds a face
@@ -101,7 +113,7 @@ class Face:
 
     def to_json(self) -> dict:
         """The face as a service reply and `predict --json` give it: box, roll, score and the
-        named landmarks of LANDMARK_NAMES (the 468 of the mesh are in `landmarks`)."""
+        named landmarks of LANDMARK_NAMES (all 478 are in `landmarks`)."""
         return {"box": [round(v, 2) for v in self.box], "roll": round(self.roll, 2),
                 "score": round(self.score, 4), "presence": round(self.presence, 4),
                 "landmarks": {name: [round(float(v), 2) for v in self.point(name)]
@@ -120,10 +132,11 @@ class FaceDetector:
         self.short_range = GraphModule.load(weights / SHORT_RANGE.file).to(self.device)
         self.full_range = GraphModule.load(weights / FULL_RANGE.file).to(self.device)
         self.mesh = GraphModule.load(weights / MESH_FILE).to(self.device)
+        self.iris = GraphModule.load(weights / IRIS_FILE).to(self.device)
         self.anchors: dict = {}
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in an RGB float image (H, W, 3) in [0, 1], largest first.
+        """Faces in an RGB float image (H, W, 3) in [0, 1], largest first, each with 478 landmarks.
 
         Short-range over the whole photo first.  Unless that finds a face at least 40% of the
         photo's long side (a portrait), the short-range model also slides over the photo scaled
@@ -139,7 +152,7 @@ class FaceDetector:
                 candidates += self._detect(SHORT_RANGE, image, size)
             candidates += self._detect(FULL_RANGE, image)
             faces = self._faces(image, _weighted_suppression(candidates))
-        return faces
+        return self._irises(image, faces)
 
     def _faces(self, image: np.ndarray, candidates: list[Candidate]) -> list[Face]:
         """The face mesh on each candidate; the faces it or the detector is sure of."""
@@ -195,6 +208,38 @@ class FaceDetector:
             presence = float(1 / (1 + math.exp(-np.clip(logit, -80, 80))))
             faces.append(Face(landmarks, roll, candidate.score, presence))
         return faces
+
+    @torch.inference_mode()
+    def _irises(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Each face with its irises' 10 landmarks after the mesh's 468 (the iris model on both
+        eyes of every face in one batch; MediaPipe's iris_landmark_cpu.pbtxt)."""
+        if not faces:
+            return []
+        rois = [eye_roi(face.landmarks, a, b) for face in faces for a, b, _ in EYES]
+        flips = [flip for _ in faces for _, _, flip in EYES]
+        crops = [cut_crop(image, roi, IRIS_SIZE) for roi in rois]
+        pixels = np.stack([crop[:, ::-1] if flip else crop for crop, flip in zip(crops, flips)])
+        tensor = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(self.device)
+        _contours, irises = (o.float().cpu().numpy() for o in self.iris(tensor))
+        points = []
+        for roi, flip, iris in zip(rois, flips, irises.reshape(len(rois), IRIS_POINTS, 3)):
+            if flip:  # back from the mirrored crop (x -> 64 - x, as TfLiteTensorsToLandmarks does)
+                iris[:, 0] = IRIS_SIZE - iris[:, 0]
+            # depth in the eye square's pixels, in the mesh's frame as MediaPipe takes it (the
+            # model's eye contour, which MediaPipe writes into the mesh, lies within a pixel of
+            # the mesh's depth there on the astronaut)
+            points.append(np.c_[_apply(roi.from_unit(), iris[:, :2] / IRIS_SIZE), iris[:, 2] * roi.side / IRIS_SIZE])
+        return [dataclasses.replace(face, landmarks=np.concatenate([face.landmarks, *points[2 * i:2 * i + 2]])
+                                    .astype(np.float32)) for i, face in enumerate(faces)]
+
+
+def eye_roi(landmarks: np.ndarray, corner: int, other_corner: int) -> Crop:
+    """The iris model's input square for one eye (MediaPipe's iris_landmark_landmarks_to_roi): centred
+    between the two corners, turned along the line from the first to the second, its side
+    EYE_SCALE times the corners' longer extent in x or y."""
+    start, end = landmarks[corner, :2], landmarks[other_corner, :2]
+    side = EYE_SCALE * float(np.abs(end - start).max())
+    return Crop.around((start + end) / 2, side, roll_from_eyes(start, end))
 
 
 def mesh_roi(face: Face) -> Crop:

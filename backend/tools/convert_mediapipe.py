@@ -27,6 +27,7 @@ MODELS = {  # path inside the wheel -> file written to backend/weights
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "face_detection_short_range",
     "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": "face_detection_full_range",
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark",
+    "mediapipe/modules/iris_landmark/iris_landmark.tflite": "iris_landmark",  # 5 iris points an eye
     # the general (256x256) person segmentation model; not the 144x256 _landscape one
     "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite": "selfie_segmentation",
 }

@@ -118,6 +118,9 @@ def test_json_reports_each_photo_and_its_faces(tmp_path, astronaut_path, untrain
     [face] = good["faces"]
     assert set(face) == {"box", "roll", "score", "presence", "landmarks"}
     assert 200 < face["landmarks"]["nose_tip"][0] < 245 and -8 < face["roll"] < 2
+    right_iris, left_iris = face["landmarks"]["right_iris"], face["landmarks"]["left_iris"]
+    assert face["landmarks"]["right_eye_outer"][0] < right_iris[0] < face["landmarks"]["right_eye_inner"][0]
+    assert face["landmarks"]["left_eye_inner"][0] < left_iris[0] < face["landmarks"]["left_eye_outer"][0]
     assert len(face["box"]) == 4 and face["score"] > 0.8
     assert bad["photo"].endswith("wall.png") and "empty" in bad["error"]
     assert "1 face detected" in done.stderr

@@ -42,10 +42,32 @@ def test_the_astronauts_landmarks_lie_on_her_eyes_nose_and_mouth(detector, photo
     for name, (x, y) in {"right_eye_outer": (194, 101), "left_eye_outer": (257, 105),
                          "nose_tip": (223, 131), "upper_lip": (223, 143)}.items():
         assert np.hypot(*(face.point(name) - (x, y))) < 6, name
-    assert face.landmarks.shape == (468, 3)
+    assert face.landmarks.shape == (478, 3)     # the mesh's 468, then the irises' 2 x 5
     assert -8 < face.roll < 2 and face.score > 0.8 and face.presence > 0.9
     x, y, w, h = face.box
     assert 170 < x < 190 and 60 < y < 80 and 80 < w < 110 and 95 < h < 120
+
+
+def test_the_irises_lie_between_the_eye_corners_on_the_darkest_spot(detector, photo):
+    """Iris centres 468 (her right eye, 33-133) and 473 (her left, 362-263), each ringed by its
+    four other points, on the darkest pixel of the eye (a blurred grey image's minimum between
+    the corners)."""
+    [face] = detector.detect(photo)
+    grey = cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), (0, 0), 1.5)
+    for centre, corners, name in ((468, (33, 133), "right_iris"), (473, (362, 263), "left_iris")):
+        iris = face.landmarks[centre, :2]
+        assert np.array_equal(face.point(name), iris)
+        first, second = face.landmarks[list(corners), :2]
+        low, high = sorted((first[0], second[0]))
+        assert low + 4 < iris[0] < high - 4
+        assert abs(iris[1] - (first[1] + second[1]) / 2) < 4
+        half = int(0.3 * (high - low)) + 1
+        top = int((first[1] + second[1]) / 2) - half
+        region = grey[top:top + 2 * half + 1, int(low):int(high) + 1]
+        row, column = np.unravel_index(region.argmin(), region.shape)
+        assert np.hypot(*(iris - (int(low) + column + 0.5, top + row + 0.5))) < 3, name
+        radii = np.linalg.norm(face.landmarks[centre + 1:centre + 5, :2] - iris, axis=1)
+        assert (radii > 2.5).all() and (radii < 6).all()      # her irises are ~8 px across
 
 
 def test_the_mirror_image_gives_the_mirrored_face(detector, photo):
@@ -56,6 +78,8 @@ def test_the_mirror_image_gives_the_mirrored_face(detector, photo):
     assert mirrored.roll == pytest.approx(-face.roll, abs=2)
     # the person's right eye is now on the other side of the photo
     assert mirrored.point("right_eye_outer")[0] == pytest.approx(512 - face.point("left_eye_outer")[0], abs=4)
+    for mine, its in (("right_iris", "left_iris"), ("left_iris", "right_iris")):
+        assert np.hypot(*(mirrored.point(mine) - (512 - face.point(its)[0], face.point(its)[1]))) < 1.5
 
 
 def test_a_rolled_face_is_found_with_its_roll_and_its_crop_turns_with_it(detector, photo):
