@@ -116,11 +116,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     ablation = Path(args.ablation) if args.ablation else weights.with_name(
         weights.stem + "_no_attention.safetensors")
+    previous: Path | None = Path(args.previous) if args.previous else DEFAULT_WEIGHTS.with_name(
+        "face_normals_previous.safetensors")
+    if not args.previous and not (previous and previous.is_file()):
+        previous = None
     output: dict = {}
     if args.data:
         try:
             report = evaluate(Path(args.data), weights, ablation if ablation.is_file() else None,
-                              people=args.people, sheet=Path(args.sheet))
+                              people=args.people, sheet=Path(args.sheet), previous=previous)
         except (FaceKitError, WeightsError) as error:
             return _fail(str(error))
         output = {"rows": report.rows, "parameters": report.parameters, "people": report.people}
@@ -131,11 +135,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from .training.consistency import evaluate_portraits, format_portrait_table
         from .training.portraits import PortraitSplitError
 
-        previous = Path(args.previous) if args.previous else DEFAULT_WEIGHTS.with_name(
-            "face_normals_previous.safetensors")
         try:
-            portraits = evaluate_portraits(Path(args.portraits), weights,
-                                           previous if args.previous or previous.is_file() else None,
+            portraits = evaluate_portraits(Path(args.portraits), weights, previous,
                                            sheet=Path(args.portrait_sheet), progress=sys.stderr.isatty())
         except (PortraitSplitError, WeightsError) as error:
             return _fail(str(error))

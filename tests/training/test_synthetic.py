@@ -25,10 +25,11 @@ def test_a_sample_is_an_image_unit_normals_and_masks(renderer):
 
 def test_normals_follow_the_opengl_camera_convention(renderer):
     """On a sphere, camera-space normals point right on the right, up at the top, toward the
-    viewer everywhere visible: x grows with the column, y falls with the row, z > 0."""
+    viewer everywhere visible: x grows with the column, y falls with the row, z > 0 (on the
+    face: the torso below it is a cylinder, not a sphere)."""
     for seed in range(4):
         sample = renderer.training_sample(seed)
-        rows, cols = np.nonzero(sample.valid > 0)
+        rows, cols = np.nonzero(sample.mask > 0)
         n = sample.normals[rows, cols]
         assert np.corrcoef(cols, n[:, 0])[0, 1] > 0.8
         assert np.corrcoef(rows, n[:, 1])[0, 1] < -0.8

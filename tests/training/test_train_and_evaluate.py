@@ -82,11 +82,12 @@ def test_evaluate_prints_every_row_as_json(trained, tiny_facekit):
                        "--people", "3", "--sheet", trained / "sheet.png", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    names = [row["name"] for row in report["rows"]]
-    assert names == ["shipped model (refined)", "coarse stage alone", "coarse, no attention",
-                     "flat (0, 0, 1)", "luminance gradient"]
+    names = [(row["name"], row["region"]) for row in report["rows"]]
+    methods = ["shipped model (refined)", "coarse stage alone", "previous model (refined)",
+               "coarse, no attention", "flat (0, 0, 1)", "luminance gradient"]
+    assert names == [(m, "face") for m in methods] + [(m, "subject") for m in methods]
     for row in report["rows"]:
-        assert set(row) == {"name", "mean", "median", "rmse", "p11", "p22", "p30"}
+        assert set(row) == {"name", "region", "mean", "median", "rmse", "p11", "p22", "p30"}
         assert 0 <= row["median"] <= 180 and row["p11"] <= row["p22"] <= row["p30"] <= 100
     assert report["parameters"] > 1_000_000
     sheet = np.asarray(Image.open(trained / "sheet.png"))
@@ -160,3 +161,20 @@ def test_angular_loss_is_the_mean_angle_over_the_mask_with_finite_gradients():
     assert loss.item() == pytest.approx(np.radians(10.0), abs=1e-3)
     loss.backward()
     assert torch.isfinite(pred.grad).all() and pred.grad[0, 0, 0, 3] == 0
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, tiny_facekit, tmp_path):
+    """A finished run's checkpoint is its last step: resuming from it trains nothing more and
+    writes the same weights; the log keeps the rows it had."""
+    args = ("train", "--data", tiny_facekit, "--smoke", "--no-ablation", "--checkpoint-every", "1",
+            "--output", tmp_path / "run", "--cache", trained / "cache")
+    assert run_backend(*args).returncode == 0
+    first = load_model(tmp_path / "run.safetensors").state_dict()
+    rows = (tmp_path / "run_log.jsonl").read_text().splitlines()
+    done = run_backend(*args, "--resume")
+    assert done.returncode == 0, done.stderr
+    again = load_model(tmp_path / "run.safetensors").state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert (tmp_path / "run_log.jsonl").read_text().splitlines() == rows
+    _, provenance = read_metadata(tmp_path / "run.safetensors")
+    assert provenance["resumed"] is True
