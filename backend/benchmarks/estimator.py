@@ -14,6 +14,7 @@ import platform
 import statistics
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 import torch
@@ -121,7 +122,8 @@ class AuthorsRefiner(nn.Module):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
-        for (first, second), skip in zip(self.decoder, reversed(skips)):
+        for pair, skip in zip(self.decoder, reversed(skips)):
+            first, second = typing.cast(nn.ModuleList, pair)
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = second(first(torch.cat([x, skip], 1), style), style)
         return torch.tanh(self.head(x))

@@ -242,7 +242,9 @@ def glasses(rng: np.random.Generator, right_eye: np.ndarray, left_eye: np.ndarra
     pieces.append(np.stack([inner_right, bridge_mid, inner_left]))
     for point in outer:
         pieces.append(np.stack([point, np.array([point[0] * 1.08, point[1], ear_z])]))
-    vertices, triangles, uvs = [], [], []
+    vertices: list[np.ndarray] = []
+    triangles: list[np.ndarray] = []
+    uvs: list[np.ndarray] = []
     for piece in pieces:
         dense = _resample(piece, 0.3)
         v, t, uv = tube(dense, radius)
