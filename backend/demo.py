@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from shaders.relight import SHOWCASE_LIGHTS
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("out")
 ADDRESS = "tcp://127.0.0.1:5598"
-LIGHTS = {"left": (-0.8, 0.2, 0.55), "above": (0.0, 0.8, 0.6), "right": (0.8, 0.2, 0.55)}
 
 
 class Steps:
@@ -117,12 +118,12 @@ def _renders(bpy) -> list[Path]:
 
 
 def _relit_views(bpy, api, photo_path: Path) -> Path:
-    """The photo relit from each of LIGHTS by the add-on's bake (the relighting preview's model),
+    """The photo relit from each of SHOWCASE_LIGHTS by the add-on's bake (the preview's model),
     side by side."""
     from PIL import Image
 
     views = []
-    for direction in LIGHTS.values():
+    for direction in SHOWCASE_LIGHTS.values():
         image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)], specular=0.15)
         width, height = image.size
         pixels = np.empty(width * height * 4, np.float32)

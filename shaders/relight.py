@@ -25,6 +25,8 @@ import math
 import numpy as np
 
 MAX_LIGHTS = 4
+# Key-light directions the demo and the README's pictures relight portraits with
+SHOWCASE_LIGHTS = {"left": (-0.8, 0.2, 0.55), "above": (0.0, 0.8, 0.6), "right": (0.8, 0.2, 0.55)}
 SH_COEFFICIENTS = 9
 # Ramamoorthi and Hanrahan's irradiance convolution constants.
 C1, C2, C3, C4, C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708

@@ -136,8 +136,11 @@ class Estimator:
         if job.focal_35mm is not None:
             focal = frames.focal_pixels(job.focal_35mm, width, height)
             principal = (width / 2, height / 2)
+            # a face's person crop turns with its face crop, so the two passes agree
+            count = len(job.faces)
+            turn_centres = centres[:count] * 2 if job.detect else centres
             crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
-                                     for n, c in zip(crop_normals, centres)])
+                                     for n, c in zip(crop_normals, turn_centres)])
         if not job.detect:
             whole = np.ones((self.size, self.size), np.float32)
             normals, mask = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],

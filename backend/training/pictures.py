@@ -2,7 +2,7 @@
 
 Relit as `make demo` relights out/astronaut_relit.png: the relighting model of shaders/relight.py
 (the add-on's relight bake in background Blender runs that same numpy reference), with the
-demo's light directions (`backend.demo.LIGHTS`), its white light of intensity 1.2 and specular
+light directions of `shaders.relight.SHOWCASE_LIGHTS`, the demo's white light of intensity 1.2, specular
 0.15, the add-on's other Relight defaults (ambient 0.25, from above 0.3, remove original shading
 0.7, roughness 0.5, exposure 0; addon/relight.py, which needs bpy, so they are restated here) and
 the estimate's own mask (the bake's default, `<photo>_mask`): outside it the photo is unchanged.
@@ -16,15 +16,13 @@ import numpy as np
 
 from shaders import relight as model
 
-from ..demo import LIGHTS
-
 INTENSITY, SPECULAR = 1.2, 0.15                          # backend/demo.py's bake
 AMBIENT, AMBIENT_FROM_ABOVE, DELIGHT, ROUGHNESS = 0.25, 0.3, 0.7, 0.5   # the add-on's defaults
 
 
 def lighting(side: str) -> model.Lighting:
-    """One white light from LIGHTS[side] ('left', 'above' or 'right') as the demo bakes it."""
-    return model.Lighting([model.Light(LIGHTS[side], (1.0, 1.0, 1.0), INTENSITY)],
+    """One white light from SHOWCASE_LIGHTS[side] ('left', 'above' or 'right') as the demo bakes it."""
+    return model.Lighting([model.Light(model.SHOWCASE_LIGHTS[side], (1.0, 1.0, 1.0), INTENSITY)],
                           model.ambient_sh((1.0, 1.0, 1.0), AMBIENT, AMBIENT_FROM_ABOVE),
                           delight=DELIGHT, specular=SPECULAR, roughness=ROUGHNESS)
 
