@@ -149,6 +149,10 @@ class Patch:
     mask: np.ndarray     # (len(rows), len(cols))
 
 
+def _renormalise(normals: np.ndarray) -> None:
+    normals /= np.sqrt(np.einsum("...i,...i->...", normals, normals))[..., None].clip(1e-6)
+
+
 def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
     """Crop-space normals (S, S, 3) and mask (S, S) -> the photo-space patch the crop covers
     (the normals already turned into the photo's orientation: turn_normals)."""
@@ -186,11 +190,30 @@ def flat_normals(height: int, width: int) -> np.ndarray:
     return normals
 
 
-def layered(base: np.ndarray, top: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """`top` normals over `base` where weight (H, W) is 1, blended (and renormalised) where it
-    fades."""
-    blended = base * (1 - weight[..., None]) + top * weight[..., None]
-    return blended / np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
+def bounds(patches: list[Patch]) -> tuple[slice, slice]:
+    """The rows and columns of the box that holds every patch (outside it their masks are 0)."""
+    if not patches:
+        return slice(0, 0), slice(0, 0)
+    return (slice(min(p.rows.start for p in patches), max(p.rows.stop for p in patches)),
+            slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches)))
+
+
+def layered(base: np.ndarray, top: np.ndarray, weight: np.ndarray, box: tuple[slice, slice]) -> None:
+    """`top` normals laid over `base`, in place, where weight (H, W) is 1, blended (and
+    renormalised) where it fades; only inside box, the only place where weight is not 0."""
+    w = weight[box][..., None]
+    region = base[box]                  # a view: blended in place, no full-size copies
+    region += (top[box] - region) * w
+    _renormalise(region)
+
+
+def fade_to_flat(normals: np.ndarray, mask: np.ndarray, box: tuple[slice, slice]) -> None:
+    """Normals blended, in place, toward the flat normal (0, 0, 1) as the mask fades to 0."""
+    w = mask[box][..., None]
+    region = normals[box]
+    region *= w
+    region[..., 2] += 1 - w[..., 0]
+    _renormalise(region)
 
 
 def composite(patches: list[Patch], height: int, width: int, *,
@@ -205,12 +228,8 @@ def composite(patches: list[Patch], height: int, width: int, *,
         stronger = patch.mask > region_mask
         region_normals[stronger] = patch.normals[stronger]
         region_mask[stronger] = patch.mask[stronger]
-    if patches and flat_outside:  # blend once, over the box that holds every patch
-        rows = slice(min(p.rows.start for p in patches), max(p.rows.stop for p in patches))
-        cols = slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches))
-        weight = mask[rows, cols, None]
-        blended = normals[rows, cols]      # a view: blended in place, no full-size copies
-        blended *= weight
-        blended[..., 2] += 1 - weight[..., 0]
-        blended /= np.linalg.norm(blended, axis=-1, keepdims=True).clip(1e-6)
+    box = bounds(patches)
+    _renormalise(normals[box])      # interpolating between unit vectors shortened them
+    if flat_outside:
+        fade_to_flat(normals, mask, box)
     return normals, mask

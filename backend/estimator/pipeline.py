@@ -26,6 +26,11 @@ from .networks import mirror_averaged
 from .segmentation import PersonSegmenter
 from .weights import DEFAULT_WEIGHTS, load_model
 
+# Where a head-and-shoulders crop cuts through the person (most often across the chest), its
+# normals and mask fade out over this fraction of the crop's side, so the cut reads as a soft
+# transition into the flat body rather than a line
+PERSON_EDGE_FADE = 0.12
+
 
 class NoFaceError(ValueError):
     """The photo holds no face the detector can find."""
@@ -149,15 +154,15 @@ class Estimator:
             count = len(job.faces)
             assert job.person_masks is not None
             face_oval = geometry.face_mask(self.size)
-            edges = geometry.window_fade(self.size)
+            edges = geometry.window_fade(self.size, PERSON_EDGE_FADE)
             people = [geometry.paste_back(n, m * edges, crop, height, width) for n, m, crop in
                       zip(crop_normals[count:], job.person_masks, job.windows[count:])]
             faces = [geometry.paste_back(n, face_oval * m, crop, height, width) for n, m, crop in
                      zip(crop_normals[:count], self._person_in_face_crops(job), job.windows[:count])]
             normals, mask = geometry.composite(people, height, width, flat_outside=False)
             face_normals, face_weight = geometry.composite(faces, height, width, flat_outside=False)
-            normals = geometry.layered(normals, face_normals, face_weight)
-            normals = geometry.layered(geometry.flat_normals(height, width), normals, mask)
+            geometry.layered(normals, face_normals, face_weight, geometry.bounds(faces))
+            geometry.fade_to_flat(normals, mask, geometry.bounds(people))
         job.timings["paste"] = time.perf_counter() - start
         return NormalMap(normals, mask, job.faces, centres[:max(1, len(job.faces))],
                          job.focal_35mm is not None, job.timings)
