@@ -151,7 +151,11 @@ class FaceDetector:
             for size in SLIDING_SIZES:
                 candidates += self._detect(SHORT_RANGE, image, size)
             candidates += self._detect(FULL_RANGE, image)
-            faces = self._faces(image, _weighted_suppression(candidates))
+            # the faces found so far keep their mesh: only candidates elsewhere are meshed
+            found = [_corners(face.box) for face in faces]
+            elsewhere = [c for c in _weighted_suppression(candidates)
+                         if not found or _iou(c.box, np.stack(found)).max() < SUPPRESSION_IOU]
+            faces = _distinct(faces + self._faces(image, elsewhere))
         return self._irises(image, faces)
 
     def _faces(self, image: np.ndarray, candidates: list[Candidate]) -> list[Face]:
@@ -166,7 +170,7 @@ class FaceDetector:
         faces = [b if b.presence >= a.presence else a for a, b in zip(first, second)]
         # The detector and the mesh are two opinions: either sure enough makes a face.
         faces = [f for f in faces if f.presence >= MIN_PRESENCE or f.score >= SURE_DETECTION]
-        return _distinct(sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True))
+        return _distinct(faces)
 
     @torch.inference_mode()
     def _detect(self, spec: DetectorSpec, image: np.ndarray, size: int | None = None) -> list[Candidate]:
@@ -282,13 +286,18 @@ def _weighted_suppression(candidates: list[Candidate]) -> list[Candidate]:
     return merged
 
 
+def _corners(box: tuple[float, float, float, float]) -> np.ndarray:
+    """x, y, width, height -> x0, y0, x1, y1."""
+    x, y, width, height = box
+    return np.array([x, y, x + width, y + height])
+
+
 def _distinct(faces: list[Face]) -> list[Face]:
-    """Drop a face whose landmark box mostly overlaps a larger one already kept: two candidates
-    that the mesh brought onto the same face."""
+    """The faces largest first, without one whose landmark box mostly overlaps a larger one: two
+    candidates that the mesh brought onto the same face."""
     kept: list = []
-    for face in faces:
-        box = np.array(face.box)
-        box[2:] += box[:2]
+    for face in sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True):
+        box = _corners(face.box)
         if not kept or _iou(box, np.stack([k for _, k in kept])).max() < SUPPRESSION_IOU:
             kept.append((face, box))
     return [face for face, _ in kept]
