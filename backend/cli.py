@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--portrait-sheet", default="out/portrait_sheet.png",
                           help="with --portraits: contact sheet of 24 held-out portraits "
                                "(default out/portrait_sheet.png)")
-    evaluate.add_argument("--previous", help="with --portraits: also score this earlier model in the same "
-                                             "run (default: backend/weights/face_normals_previous"
-                                             ".safetensors when it exists)")
+    evaluate.add_argument("--previous", help="also score this earlier model in the same run, on the "
+                                             "synthetic people and the portraits (default: backend/weights/"
+                                             "face_normals_previous.safetensors when it exists)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=run_evaluate)
 
