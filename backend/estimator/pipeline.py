@@ -136,13 +136,13 @@ class Estimator:
         """Paste the crops' normals back into a full-size map with the face mask."""
         start = time.perf_counter()
         height, width = job.shape
+        count = len(job.faces)
         centres = [crop.centre for crop in job.windows]
         crop_normals = np.stack([geometry.turn_normals(n, crop) for n, crop in zip(crop_normals, job.windows)])
         if job.focal_35mm is not None:
             focal = frames.focal_pixels(job.focal_35mm, width, height)
             principal = (width / 2, height / 2)
             # a face's person crop turns with its face crop, so the two passes agree
-            count = len(job.faces)
             turn_centres = centres[:count] * 2 if job.detect else centres
             crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
                                      for n, c in zip(crop_normals, turn_centres)])
@@ -151,7 +151,6 @@ class Estimator:
             normals, mask = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],
                                                                     height, width)], height, width)
         else:
-            count = len(job.faces)
             assert job.person_masks is not None
             face_oval = geometry.face_mask(self.size)
             edges = geometry.window_fade(self.size, PERSON_EDGE_FADE)
@@ -164,7 +163,7 @@ class Estimator:
             geometry.layered(normals, face_normals, face_weight, geometry.bounds(faces))
             geometry.fade_to_flat(normals, mask, geometry.bounds(people))
         job.timings["paste"] = time.perf_counter() - start
-        return NormalMap(normals, mask, job.faces, centres[:max(1, len(job.faces))],
+        return NormalMap(normals, mask, job.faces, centres[:max(1, count)],
                          job.focal_35mm is not None, job.timings)
 
     @staticmethod
