@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--convention", choices=("opengl", "directx"), default="opengl",
                          help="normal-map convention (directx flips green); default opengl")
     predict.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
-    predict.add_argument("--exr", action="store_true", help="also write <stem>_normal.exr (float32)")
+    predict.add_argument("--exr", action="store_true",
+                         help="also write the float maps as 32-bit EXR (<stem>_normal.exr, and "
+                              "_albedo.exr, _height.exr when those are asked for)")
+    predict.add_argument("--outputs", type=_outputs, default=("normal", "mask"),
+                         help="what to write, comma-separated, of normal, mask, albedo (16-bit sRGB "
+                              "PNG of the linear albedo), height (16-bit PNG; its range in --json), "
+                              "light (<stem>_light.json: SH and direction); default normal,mask")
     predict.add_argument("--json", action="store_true",
                          help="print one JSON object per photo on stdout (JSON Lines: photo, "
                               "outputs, faces with box, roll, score and named landmarks; or error); "
@@ -230,14 +236,13 @@ def _focal_length(text: str) -> float:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from .client import ServerError
-    from .estimator import ImageError, NoFaceError, WeightsError
-    from .estimator.image_io import encode_normals, write_exr, write_mask_png, write_normal_png
-
     from .core.files import expand_inputs
+    from .core.options import EstimateOptions
+    from .estimator import PhotoError, WeightsError
+    from .estimator.output_files import write_result
 
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -249,8 +254,11 @@ def run_predict(args: argparse.Namespace) -> int:
         return _fail(f"the output {output} is a file, not a folder")
     except OSError as error:
         return _fail(f"cannot create the output folder {output}: {error.strerror or error}")
+    # float32 normals in the asked convention, from the model here or from a server alike
+    options = EstimateOptions(detect=not args.no_detect, convention=args.convention,
+                              normals_dtype="float32", focal_35mm=args.focal_mm, outputs=args.outputs)
     try:
-        estimate = _remote_estimator(args) if args.server else _local_estimator(args)
+        estimate = _remote_estimator(args, options) if args.server else _local_estimator(args, options)
     except (WeightsError, ValueError, ServerError) as error:
         return _fail(str(error))
 
@@ -260,64 +268,69 @@ def run_predict(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(path.name)
         try:
-            normals, mask, faces = estimate(path)
-            if not args.server:
-                normals = encode_normals(normals, args.convention)
-            write_normal_png(output / f"{path.stem}_normal.png", normals)
-            write_mask_png(output / f"{path.stem}_mask.png", mask)
-            if args.npy:
-                np.save(output / f"{path.stem}_normal.npy", normals)
-            if args.exr:
-                write_exr(output / f"{path.stem}_normal.exr", normals)
-        except (ImageError, NoFaceError, ServerError) as error:
+            result, summary = estimate(path)
+            files = write_result(result, output, path.stem, npy=args.npy, exr=args.exr)
+        except (PhotoError, ServerError, OSError, ValueError) as error:
             failures += 1
             message = str(error) if str(path) in str(error) else f"{path}: {error}"
             progress.write(f"error: {message}", file=sys.stderr)
             if args.json:
                 print(json.dumps({"photo": str(path), "error": message}), flush=True)
             continue
-        progress.write(f"{path} -> {output / (path.stem + '_normal.png')} "
-                       f"({len(faces) or 'no'} face{'s' * (len(faces) != 1)} detected"
-                       f"{', detection off' if args.no_detect else ''})", file=report)
+        faces = len(summary["face_details"])
+        progress.write(f"{path} -> {next(iter(files.values()))} ({faces or 'no'} face{'s' * (faces != 1)} "
+                       f"detected{', detection off' if args.no_detect else ''})", file=report)
         if args.json:
-            print(json.dumps({"photo": str(path), "normal": str(output / f"{path.stem}_normal.png"),
-                              "mask": str(output / f"{path.stem}_mask.png"), "faces": faces}),
-                  flush=True)
+            line = {"photo": str(path), **{name: str(file) for name, file in files.items()},
+                    "faces": summary["face_details"]}
+            line.update({key: summary[key] for key in ("light", "height_range") if key in summary})
+            print(json.dumps(line), flush=True)
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _local_estimator(args: argparse.Namespace):
-    """path -> (normals, mask, faces as Face.to_json gives them) with the model loaded here."""
-    from .estimator import Estimator
+def _outputs(text: str) -> tuple[str, ...]:
+    from .core.options import EstimateOptions, OptionError
+    try:
+        return EstimateOptions(outputs=tuple(name.strip() for name in text.split(","))).maps
+    except OptionError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _local_estimator(args: argparse.Namespace, options):
+    """path -> (Result, its summary as the service gives it), with the model loaded here
+    (PhotoError when the photo fails)."""
+    from .estimator import Estimator, Photo
     estimator = Estimator(args.weights, device=args.device)
 
     def estimate(path: Path):
-        result = estimator.estimate_file(path, detect=not args.no_detect, focal_35mm=args.focal_mm)
-        return result.normals, result.mask, [face.to_json() for face in result.faces]
+        [result] = estimator.estimate([Photo(path, options)])
+        if result.error is not None:
+            raise result.error
+        return result, result.summary()
     return estimate
 
 
-def _remote_estimator(args: argparse.Namespace):
-    """path -> (normals, mask, faces) computed by a running server (normals already in the
-    requested convention).  The file's bytes travel as they are: the server decodes them."""
+def _remote_estimator(args: argparse.Namespace, options):
+    """The same, computed by a running server.  The file's bytes travel as they are: the server
+    decodes them."""
     from .client import ServerError
-    from .estimator import ImageError
+    from .core.encoding import mask_to_uint8
+    from .estimator import Result
+    from .estimator.intrinsics import Light
     client = _client(args, timeout=10.0)
     client.info(timeout=10.0)  # fail early, with the client's clear message, if nobody answers
 
     def estimate(path: Path):
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from None
-        # uint16 is exactly what the PNG stores, so the files match an in-process run
-        [result] = client.estimate([data], detect=not args.no_detect, convention=args.convention,
-                                   normals_dtype="uint16", focal_35mm=args.focal_mm, timeout=args.timeout)
-        if "error" in result:
-            raise ServerError(result["error"].code, str(result["error"]))
-        return result["normals"], result["mask"], result["face_details"]
+        [reply] = client.estimate([path.read_bytes()], timeout=args.timeout, **options.to_wire())
+        if "error" in reply:
+            raise ServerError(reply["error"].code, str(reply["error"]))
+        light = reply.get("light")
+        result = Result(normals=reply["normals"], albedo=reply["albedo"], height=reply["height"],
+                        mask=mask_to_uint8(reply["mask"]) if reply["mask"] is not None else None,
+                        light=Light.from_json(light) if light else None)
+        return result, reply
     return estimate
 
 

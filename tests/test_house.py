@@ -3,7 +3,7 @@
     addon -> client, core, shaders          (bpy; never torch or the backend)
     client -> core                          (pure: numpy, pyzmq)
     core -> nothing of ours                 (numpy and the standard library)
-    estimator -> core, client.protocol
+    estimator -> core                       (never the client: no zmq in the estimator)
     server -> estimator, core, client.protocol
     training -> estimator, core, shaders
     benchmarks, cli, demo, tools -> anything (they drive the rest); nothing imports them but the tests
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {
     "core": set(),
     "client": {"core"},
-    "estimator": {"core", "client.protocol"},
+    "estimator": {"core"},
     "server": {"estimator", "core", "client.protocol"},
     "training": {"estimator", "core", "shaders"},
     "shaders": set(),
@@ -108,3 +108,23 @@ def test_the_core_needs_only_numpy_and_the_standard_library():
             else:
                 assert top in CORE_THIRD_PARTY or top in sys.stdlib_module_names or top == "__future__", \
                     (path.name, module)
+
+
+def test_no_two_modules_import_each_other_even_for_types():
+    """Within a room too, imports are one-way (a TYPE_CHECKING import counts: it is the same
+    knot for a reader)."""
+    graph: dict[str, set[str]] = {}
+    for path in ROOT.glob("backend/**/*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        graph[name] = {module for module in imports(path) if module.startswith("backend.")}
+    modules = set(graph)
+
+    def module_of(target: str) -> str | None:   # "backend.estimator.faces.Face" -> the module
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    edges = {source: {m for m in map(module_of, targets) if m and m != source and not m.endswith("__init__")}
+             for source, targets in graph.items()}
+    knots = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, ()))
+    assert not knots

@@ -184,7 +184,9 @@ def predict_breakdown(weights: Path | None, repeats: int) -> dict[str, float]:
     import cv2
     from skimage import data
 
-    from ..estimator import Estimator
+    from ..core.encoding import mask_from_uint8
+    from ..core.options import EstimateOptions
+    from ..estimator import Estimator, Photo
     from ..estimator.image_io import write_mask_png, write_normal_png
 
     estimator = Estimator(weights, device="cpu")
@@ -194,10 +196,12 @@ def predict_breakdown(weights: Path | None, repeats: int) -> dict[str, float]:
         source = Path(folder) / "portrait.jpg"
         cv2.imwrite(str(source), photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
         for _ in range(repeats + 1):
-            result = estimator.estimate_file(source)
+            # what `predict` asks for
+            [result] = estimator.estimate([Photo(source, EstimateOptions(normals_dtype="float32"))])
+            assert result.normals is not None and result.mask is not None
             start = time.perf_counter()
             write_normal_png(Path(folder) / "portrait_normal.png", result.normals)
-            write_mask_png(Path(folder) / "portrait_mask.png", result.mask)
+            write_mask_png(Path(folder) / "portrait_mask.png", mask_from_uint8(result.mask))
             timings = {**result.timings, "write": time.perf_counter() - start}
             timings["total"] = sum(timings.values())
             for key, value in timings.items():

@@ -148,7 +148,7 @@ def wrong_enum_option(rng):
     description, data = raw_frame((16, 16, 3))
     name = ["convention", "normals_dtype"][rng.integers(2)]
     value = WRONG_TYPES[rng.integers(len(WRONG_TYPES))] if rng.random() < 0.5 else \
-        ["OpenGL", "float32", "uint8", "sideways"][rng.integers(4)]
+        ["OpenGL", "float64", "uint8", "sideways"][rng.integers(4)]
     return _estimate_of(rng, description, data, **{name: value}), {"bad_message"}
 
 

@@ -266,13 +266,17 @@ class Client:
                  convention: str = protocol.EstimateOptions.convention,
                  mask: bool = protocol.EstimateOptions.mask,
                  normals_dtype: str = protocol.EstimateOptions.normals_dtype,
-                 focal_35mm: float | None = None, timeout: float | None = None) -> list[dict]:
+                 focal_35mm: float | None = None, outputs: tuple[str, ...] | list[str] | None = None,
+                 timeout: float | None = None) -> list[dict]:
         """Normals for a list of images (encoded file bytes, or uint8/uint16/float arrays).
         Returns one dict per image: {"normals": (H, W, 3) float32, "mask": (H, W) float32 or None,
         "faces", "face_details", "centres", "camera_space", "timings"}, or {"error": ServerError}
         for an image that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
-        the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py)."""
-        options = protocol.EstimateOptions(detect, convention, mask, normals_dtype, focal_35mm)
+        the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py).
+        outputs: the maps to return (core/options.py OUTPUTS), each under its own key ("normals",
+        "mask", "albedo", "height"; "light" in the result's JSON)."""
+        options = protocol.EstimateOptions(detect, convention, mask, normals_dtype, focal_35mm,
+                                           tuple(outputs) if outputs is not None else None)
         request = self.submit("estimate", options.to_wire(), list(images))
         return unpack_estimate(self.wait(request, timeout), mask)
 
@@ -295,16 +299,19 @@ def _load_curve(server_public_key, client_keys) -> tuple[bytes, bytes, bytes]:
 
 
 def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict[str, Any]]:
+    """One dict per image: its maps by name (normals and mask decoded to float32; albedo and height
+    as sent) and the rest of its result; a server that names no "maps" sent normals, then the mask
+    if asked."""
     payloads = iter(reply.payloads)
     out: list[dict[str, Any]] = []
     for result in reply.header["results"]:
         if not result["ok"]:
             out.append({"error": ServerError(result["code"], result["message"])})
             continue
-        normals = protocol.unpack_normals(next(payloads))
-        face_mask = mask_from_uint8(next(payloads)) if mask else None
-        out.append({"normals": normals, "mask": face_mask, "faces": result["faces"],
-                    "face_details": result.get("face_details", []),  # absent from older servers
-                    "centres": result["centres"], "camera_space": result["camera_space"],
-                    "timings": result["timings"]})
+        maps = {name: next(payloads) for name in result.get("maps", ["normal", "mask"][:1 + mask])}
+        out.append({**{k: v for k, v in result.items() if k not in ("ok", "maps")},
+                    "normals": protocol.unpack_normals(maps["normal"]) if "normal" in maps else None,
+                    "mask": mask_from_uint8(maps["mask"]) if "mask" in maps else None,
+                    "albedo": maps.get("albedo"), "height": maps.get("height"),
+                    "face_details": result.get("face_details", [])})   # absent from older servers
     return out

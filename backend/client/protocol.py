@@ -14,18 +14,23 @@ where a number is due or a number where a bool is due are refused, nothing is co
   "info"     -> {"kind": "info", "server", "model", "device", "limits": Limits, ...}.  No options.
   "estimate" -> one result per payload frame.  Options (EstimateOptions): "detect" (bool, default
                 true), "convention" ("opengl"|"directx"), "mask" (bool, default true),
-                "normals_dtype" ("float16"|"uint16", default float16), "focal_35mm" (a number
+                "normals_dtype" ("float16"|"uint16"|"float32", default float16), "focal_35mm" (a number
                 from 1 to 5000, or null: the photo's 35 mm-equivalent focal length gives normals
                 in camera space; without it each face's are relative to the line of sight to its
-                centre, see frames.py).
+                centre, see frames.py), "outputs" (a list of distinct names of "normal", "mask",
+                "albedo", "height", "light"; absent: normal, and mask when "mask" is true).
                 Reply {"kind": "result", "results": [RESULT, ...], "frames": [PAYLOAD, ...]}
                 RESULT is {"ok": true, "faces": [[x, y, w, h], ...] (each face's box: its
                 landmarks' extent, pixels, largest face first), "face_details": [FACE, ...] (the
                 same faces in the same order), "centres": [[x, y], ...]
-                (the pixel each face's crop is centred on), "camera_space": bool, "timings"} (its
-                normals, then its mask if asked, are the next payload frames; uint16 normals are
-                n * 0.5 + 0.5 scaled to 0..65535) or {"ok": false, "code", "message"}: one bad
-                image of a batch does not fail the others.
+                (the pixel each face's crop is centred on), "camera_space": bool, "timings",
+                "maps": [NAME, ...] (the next payload frames, in this order: normal (H, W, 3) as
+                normals_dtype, uint16 being n * 0.5 + 0.5 scaled to 0..65535; mask (H, W) uint8;
+                albedo (H, W, 3) float16 linear RGB; height (H, W) float32), "light" (when asked:
+                {"sh": 9 x [r, g, b] SH irradiance, "direction": [x, y, z], "source", "frame",
+                "order"}, see core/sh.py), "height_range" (when asked: {"unit", "min", "max"})} or
+                {"ok": false, "code", "message"}: one bad image of a batch does not fail the others.
+                (Servers before "outputs" send no "maps": normals, then the mask if asked.)
                 FACE is {"box": [x, y, w, h], "roll": degrees the face is turned counter-
                 clockwise in the photo (its crop was turned upright, its normals back),
                 "score": the detector's face probability, "presence": the face mesh's,
@@ -65,20 +70,21 @@ from typing import Any
 import numpy as np
 
 from ..core.encoding import normals_from_uint16, normals_to_uint16
-from ..core.frames import check_focal
+from ..core.images import CHANNELS as CHANNELS   # the rules images follow, for clients too
+from ..core.images import MAX_ASPECT as MAX_ASPECT
+from ..core.images import MIN_SIDE as MIN_SIDE
+from ..core.options import EstimateOptions as EstimateOptions
+from ..core.options import OptionError
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DTYPES = ("uint8", "uint16", "float16", "float32")
-CHANNELS = (1, 2, 3, 4)          # gray, gray + alpha, RGB, RGBA
 KINDS = ("info", "estimate", "cancel", "ping")
 REQUEST_FIELDS = ("protocol", "id", "kind", "options", "frames")
 ERROR_CODES = ("bad_message", "bad_version", "unknown_kind", "too_large", "bad_image", "no_face",
                "busy", "cancelled", "shutting_down", "internal")
 HEARTBEAT_SECONDS = 1.0
 MAX_ID_CHARS = 200
-MIN_SIDE = 16                    # pixels: smaller images hold no face worth estimating
-MAX_ASPECT = 10                  # longest side / shortest side
 REPLY_HEADER_BYTES = 16 * 2 ** 20   # what a client accepts from a server (results can be long)
 
 
@@ -98,49 +104,6 @@ class Limits:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class EstimateOptions:
-    """The options of an `estimate`, with their defaults: the one place they are spelled out."""
-    detect: bool = True
-    convention: str = "opengl"
-    mask: bool = True
-    normals_dtype: str = "float16"
-    focal_35mm: float | None = None
-
-    CONVENTIONS = ("opengl", "directx")
-    NORMALS_DTYPES = ("float16", "uint16")
-
-    @classmethod
-    def parse(cls, options: dict) -> EstimateOptions:
-        """Strictly checked options from a request (ProtocolError 'bad_message' otherwise)."""
-        _check_names(options, [f.name for f in dataclasses.fields(cls)], "estimate")
-        chosen = {}
-        for name in ("detect", "mask"):
-            if name in options:
-                chosen[name] = _strict(options, name, bool, "true or false")
-        for name, allowed in (("convention", cls.CONVENTIONS), ("normals_dtype", cls.NORMALS_DTYPES)):
-            if name in options and options[name] not in allowed:
-                raise ProtocolError("bad_message", f"option {name!r} must be one of "
-                                                   f"{', '.join(map(repr, allowed))}")
-            if name in options:
-                chosen[name] = options[name]
-        if options.get("focal_35mm") is not None:
-            try:
-                chosen["focal_35mm"] = check_focal(options["focal_35mm"])
-            except ValueError as error:
-                raise ProtocolError("bad_message", f"option 'focal_35mm': {error}") from None
-        return cls(**chosen)
-
-    def to_wire(self) -> dict:
-        wire = dataclasses.asdict(self)
-        if wire["focal_35mm"] is None:
-            del wire["focal_35mm"]
-        return wire
-
-    def reply_bytes_per_pixel(self) -> int:
-        return 3 * 2 + (1 if self.mask else 0)   # normals in 16 bits, mask in 8
 
 
 class ProtocolError(ValueError):
@@ -250,7 +213,10 @@ def parse_request(frames: list, limits: Limits) -> Message:
         if not isinstance(target, str) or not 0 < len(target) <= MAX_ID_CHARS:
             raise ProtocolError("bad_message", "a cancel needs option 'target': the id of a request")
     else:
-        header["options"] = EstimateOptions.parse(options)
+        try:
+            header["options"] = EstimateOptions.parse(options)
+        except OptionError as error:
+            raise ProtocolError("bad_message", str(error)) from None
         _check_images(message, limits)
     return message
 
@@ -262,23 +228,6 @@ def _check_images(message: Message, limits: Limits) -> None:
     if count > limits.max_images:
         raise ProtocolError("too_large", f"{count} images in one request, over the limit of "
                                          f"{limits.max_images}: send them in several requests")
-
-
-def check_image_size(width: int, height: int, max_pixels: int, channels: int = 3) -> None:
-    """One image's size against the specification (ProtocolError 'bad_image' or 'too_large').
-    The server checks each image of a request on its own, so one bad image fails alone."""
-    if channels not in CHANNELS:
-        raise ProtocolError("bad_image", f"an image has 1 to 4 channels (gray, gray + alpha, "
-                                         f"RGB, RGBA), not {channels}")
-    if min(width, height) < MIN_SIDE:
-        raise ProtocolError("bad_image", f"{width}x{height} is too small: images need at least "
-                                         f"{MIN_SIDE} pixels a side")
-    if max(width, height) > MAX_ASPECT * min(width, height):
-        raise ProtocolError("bad_image", f"{width}x{height} is too long and thin: the longest side "
-                                         f"may be at most {MAX_ASPECT} times the shortest")
-    if width * height > max_pixels:
-        raise ProtocolError("too_large", f"{width}x{height} is {width * height / 1e6:.1f} "
-                                         f"megapixels, over the limit of {max_pixels / 1e6:.1f}")
 
 
 def check_request_size(pixels: list[int], limits: Limits, options: EstimateOptions) -> None:
@@ -339,13 +288,6 @@ def _check_names(given: dict, known, what: str) -> None:
                             (f" (known: {', '.join(known)})" if known else " (it takes none)"))
 
 
-def _strict(options: dict, name: str, kind: type, wanted: str):
-    if type(options[name]) is not kind:
-        raise ProtocolError("bad_message", f"option {name!r} must be {wanted}, "
-                                           f"not {options[name]!r:.40}")
-    return options[name]
-
-
 def _bytes(frame) -> bytes:
     return frame if isinstance(frame, bytes) else bytes(frame)
 
@@ -355,12 +297,12 @@ def error_header(request_id: str | None, code: str, message: str) -> dict:
 
 
 def pack_normals(normals: np.ndarray, dtype: str) -> np.ndarray:
-    """Float normals -> what goes on the wire (float16 vectors, or uint16 n * 0.5 + 0.5)."""
+    """Float normals -> what goes on the wire (float16 or float32 vectors, or uint16 n * 0.5 + 0.5)."""
     if dtype == "uint16":
         return normals_to_uint16(normals)
-    if dtype == "float16":
-        return normals.astype(np.float16, copy=False)
-    raise ProtocolError("bad_message", f"normals_dtype {dtype!r} is not float16 or uint16")
+    if dtype in ("float16", "float32"):
+        return normals.astype(dtype, copy=False)
+    raise ProtocolError("bad_message", f"normals_dtype {dtype!r} is not float16, float32 or uint16")
 
 
 def unpack_normals(array: np.ndarray) -> np.ndarray:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from .detection import Face
+from .faces import Face
 
 # How the network's training renders frame a face (training/synthetic.py: the crop centred on
 # the head's FACE_CENTRE, the face 50-90% of the crop's height), measured from the face mesh's

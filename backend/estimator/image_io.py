@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..client.protocol import ProtocolError, check_image_size
+from ..core.colour import linear_to_srgb
 from ..core.encoding import mask_to_uint8, normals_from_uint16, normals_to_uint16
+from ..core.images import ImageSizeError, check_image_size
 
 # OpenCV reads this switch when it first touches EXR, so it must be set before then.  Only our
 # writer uses EXR: inputs are identified by Pillow first, which does not accept EXR files.
@@ -95,7 +96,7 @@ def _identify(data: bytes, name: str, max_pixels: int) -> tuple[int, int, int]:
         raise ImageError(f"{name}: {fmt} images are not supported (use one of {', '.join(INPUT_FORMATS)})")
     try:
         check_image_size(width, height, max_pixels)
-    except ProtocolError as error:
+    except ImageSizeError as error:
         raise (ImageTooLarge if error.code == "too_large" else ImageError)(f"{name}: {error}") from None
     if not _is_complete(data, fmt):
         raise ImageError(f"{name}: the {fmt} data is truncated (the file ends before the image does)")
@@ -209,17 +210,32 @@ def encode_normals(normals: np.ndarray, convention: str = "opengl") -> np.ndarra
 
 
 def write_normal_png(path: str | os.PathLike, normals: np.ndarray) -> None:
-    """16-bit RGB PNG with value = n * 0.5 + 0.5."""
-    _write(path, normals_to_uint16(normals)[..., ::-1])
+    """16-bit RGB PNG with value = n * 0.5 + 0.5 (uint16 normals are written as they are)."""
+    coded = normals if normals.dtype == np.uint16 else normals_to_uint16(normals.astype(np.float32))
+    _write(path, coded[..., ::-1])
 
 
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
-    _write(path, mask_to_uint8(mask))
+    """8-bit PNG, 255 = person (uint8 masks are written as they are, float ones are 0..1)."""
+    _write(path, mask if mask.dtype == np.uint8 else mask_to_uint8(mask))
 
 
-def write_exr(path: str | os.PathLike, normals: np.ndarray) -> None:
-    """32-bit float EXR holding the raw vectors (no 0.5 offset)."""
-    _write(path, np.ascontiguousarray(normals[..., ::-1], dtype=np.float32))
+def write_colour_png(path: str | os.PathLike, linear: np.ndarray) -> None:
+    """Linear RGB -> 16-bit PNG, sRGB-encoded as image editors expect."""
+    _write(path, np.round(linear_to_srgb(np.clip(linear.astype(np.float32), 0, 1)) * 65535)
+           .astype(np.uint16)[..., ::-1])
+
+
+def write_scalar_png(path: str | os.PathLike, values: np.ndarray, low: float, high: float) -> None:
+    """One channel, 16-bit, low..high stretched to 0..65535 (the range must travel beside it)."""
+    stretched = (values.astype(np.float32) - low) / max(high - low, 1e-12)
+    _write(path, np.round(np.clip(stretched, 0, 1) * 65535).astype(np.uint16))
+
+
+def write_exr(path: str | os.PathLike, values: np.ndarray) -> None:
+    """32-bit float EXR holding the raw values (normals as vectors, no 0.5 offset; linear colour)."""
+    values = values.astype(np.float32)
+    _write(path, np.ascontiguousarray(values[..., ::-1] if values.ndim == 3 else values))
 
 
 def read_normal_png(path: str | os.PathLike) -> np.ndarray:
@@ -231,9 +247,15 @@ def read_normal_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def _write(path: str | os.PathLike, pixels: np.ndarray) -> None:
+    """Whole or not at all: encoded beside the target under a temporary name, then renamed over
+    it, so a reader (or a run killed meanwhile) never finds half a file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
-        ok = cv2.imwrite(str(path), np.ascontiguousarray(pixels))
+        if not cv2.imwrite(str(temporary), np.ascontiguousarray(pixels)):
+            raise ImageError(f"{path}: cannot write (check the folder exists and is writable)")
+        os.replace(temporary, path)
     except cv2.error as error:
         raise ImageError(f"{path}: cannot write ({error.err})") from None
-    if not ok:
-        raise ImageError(f"{path}: cannot write (check the folder exists and is writable)")
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,17 +1,25 @@
-"""`Estimator`: photo in, full-size normal map and face mask out.
+"""`Estimator`: photos in, full-size normal maps and person masks out.
 
 read -> detect faces and their landmarks -> per face two square crops, framed by its landmarks
 and turned upright: the face, and head and shoulders -> the person segmenter on each head-and-
-shoulders crop -> networks (every crop of the photo in one batch) -> turn each crop's normals back
-with its roll (and, with the photo's focal length, into camera space) -> paste back: the person
-crops' normals over the person's mask, the face crops' normals over them within the face's soft
-oval (the face keeps the detail of its closer crop) -> one map, flat (0, 0, 1) off the people.
+shoulders crop -> networks (every crop of every photo in a batch together) -> turn each crop's
+normals back with its roll (and, with the photo's focal length, into camera space) -> paste back:
+the person crops' normals over the person's mask, the face crops' normals over them within the
+face's soft oval (the face keeps the detail of its closer crop) -> one map, flat (0, 0, 1) off the
+people -> encoded as the options ask (convention, number type, mask).
+
+`Estimator.estimate` is the one path the CLI, the service and batch runs take: it owns reading,
+detection, the networks, finishing and encoding, and drops the work of photos whose requester
+gave up between steps.  `Estimator.normal_map` is the same for one float image, unencoded (the
+Python API of training and evaluation).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -19,21 +27,94 @@ import numpy as np
 import torch
 
 from ..core import frames
-from . import geometry
-from .detection import Face, FaceDetector
-from .image_io import MAX_PIXELS, read_image
+from ..core.encoding import mask_to_uint8, normals_to_uint16
+from ..core.images import ImageSizeError, check_image_size
+from ..core.options import EstimateOptions
+from . import geometry, intrinsics
+from .detection import FaceDetector
+from .faces import Face
+from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, read_image, to_rgb_float
 from .networks import mirror_averaged
 from .segmentation import PersonSegmenter
 from .weights import DEFAULT_WEIGHTS, load_model
+
+logger = logging.getLogger(__name__)
 
 # Where a head-and-shoulders crop cuts through the person (most often across the chest), its
 # normals and mask fade out over this fraction of the crop's side, so the cut reads as a soft
 # transition into the flat body rather than a line
 PERSON_EDGE_FADE = 0.12
+CROPS_PER_PASS = 8          # crops put through the networks at once (the service's --max-batch)
+
+Source = bytes | str | os.PathLike | np.ndarray   # an image file's bytes, its path, or pixels
 
 
 class NoFaceError(ValueError):
     """The photo holds no face the detector can find."""
+
+
+class PhotoError(Exception):
+    """Why one photo of a batch has no result; `code` is one of CODES (the protocol's names)."""
+    CODES = ("bad_image", "too_large", "no_face", "cancelled", "internal")
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _never() -> bool:
+    return False
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    """One photo to estimate: its pixels' source, what to make of it, and whether whoever asked
+    for it has given up (asked between steps; a cancelled photo's crops skip the networks)."""
+    source: Source
+    options: EstimateOptions = EstimateOptions()
+    cancelled: Callable[[], bool] = _never
+
+
+@dataclasses.dataclass
+class Result:
+    """One photo's maps, encoded as its options asked (None: not asked for), or why there are none."""
+    normals: np.ndarray | None = None    # (H, W, 3) in options.convention, as options.normals_dtype
+    mask: np.ndarray | None = None       # (H, W) uint8, 255 = person
+    albedo: np.ndarray | None = None     # (H, W, 3) float16 linear RGB
+    height: np.ndarray | None = None     # (H, W) float32, pixels of the photo toward the camera
+    light: intrinsics.Light | None = None
+    faces: list[Face] = dataclasses.field(default_factory=list)
+    centres: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    camera_space: bool = False
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    error: PhotoError | None = None
+
+    MAPS = {"normal": "normals", "mask": "mask", "albedo": "albedo", "height": "height"}
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """The pixel maps it holds, by output name, in the order of OUTPUTS."""
+        return {name: getattr(self, field) for name, field in self.MAPS.items()
+                if getattr(self, field) is not None}
+
+    def summary(self) -> dict:
+        """The result as JSON, as the service's replies and `predict --json` give it."""
+        if self.error is not None:
+            return {"ok": False, "code": self.error.code, "message": str(self.error)}
+        summary = {"ok": True, "faces": [list(f.box) for f in self.faces],
+                   "face_details": [f.to_json() for f in self.faces],
+                   "centres": [list(c) for c in self.centres],
+                   "camera_space": self.camera_space, "timings": self.timings, "maps": list(self.maps())}
+        if self.light is not None:
+            summary["light"] = self.light.to_json()
+        if self.height is not None:
+            summary["height_range"] = {"unit": "pixels of the photo, toward the camera",
+                                 "min": round(float(self.height.min()), 3),
+                                 "max": round(float(self.height.max()), 3)}
+        return summary
 
 
 @dataclasses.dataclass
@@ -46,7 +127,7 @@ class NormalMap:
     faces: list[Face]            # the faces found, largest first (empty when detection was skipped)
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
     camera_space: bool           # whether the normals were turned into camera space
-    timings: dict[str, float]    # seconds per step: read, detect, network, paste
+    timings: dict[str, float]    # seconds per step: detect, segment, network, paste (and read)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -61,7 +142,7 @@ def pick_device(name: str = "auto") -> torch.device:
 class Job:
     """A photo between `prepare` and `finish`: its faces and their network-sized crops (with
     detection: each face's crop, then each face's head-and-shoulders crop)."""
-    shape: tuple[int, int]
+    image: np.ndarray            # (H, W, 3) the photo, float RGB: albedo and light read its colours
     detect: bool
     faces: list[Face]
     windows: list[geometry.Crop]
@@ -70,11 +151,17 @@ class Job:
     focal_35mm: float | None = None
     person_masks: np.ndarray | None = None  # (faces, S, S): the segmenter's, per person crop
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[0], self.image.shape[1]
+
 
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
-                 max_pixels: int = MAX_PIXELS, mirror_average: bool = False):
-        """mirror_average: also run each crop's mirror image and average the two (twice the
+                 max_pixels: int = MAX_PIXELS, mirror_average: bool = False,
+                 crops_per_pass: int = CROPS_PER_PASS):
+        """max_pixels: larger photos are refused (too_large) before they are decoded.
+        mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
         give a photo and its mirror image the same normals)."""
         self.device = pick_device(device)
@@ -85,29 +172,122 @@ class Estimator:
         self.segmenter = PersonSegmenter(device=self.device)
         self.max_pixels = max_pixels
         self.mirror_average = mirror_average
+        self.crops_per_pass = crops_per_pass
+        self.dropped_crops = 0      # crops of cancelled photos that never went through the networks
 
-    def estimate_file(self, path: str | os.PathLike | bytes, *, detect: bool = True,
-                      focal_35mm: float | None = None) -> NormalMap:
-        start = time.perf_counter()
-        image = read_image(path, max_pixels=self.max_pixels)
-        read_seconds = time.perf_counter() - start
-        result = self.estimate(image, detect=detect, focal_35mm=focal_35mm)
-        result.timings = {"read": read_seconds, **result.timings}
-        return result
+    def estimate(self, photos: Sequence[Photo], *, heartbeat: Callable[[], None] = _nothing) -> Iterator[Result]:
+        """Each photo's Result, in order, as each is finished (a failure is a Result with its
+        error: one bad photo does not fail the others).  Every photo is read and its crops cut
+        first, then all crops go through the networks together, `crops_per_pass` at a time;
+        a photo cancelled meanwhile is dropped between steps.  heartbeat() is called after each
+        step, so a caller can tell a long batch from a stuck one.  Exceptions outside one photo's
+        own steps (the networks failing, memory running out) propagate."""
+        jobs: list[Job | PhotoError] = []
+        for photo in photos:
+            jobs.append(PhotoError("cancelled", "cancelled") if photo.cancelled() else self._prepare(photo))
+            heartbeat()
+        network = self._network_pass(photos, jobs, heartbeat)
+        for photo, job in zip(photos, jobs):
+            if isinstance(job, Job) and photo.cancelled():
+                job = PhotoError("cancelled", "cancelled")
+            if isinstance(job, PhotoError):
+                yield Result(error=job)
+                continue
+            result = self._encode(self.finish(job, network[id(job)]), job.image, photo.options)
+            heartbeat()
+            yield result
 
-    def estimate(self, image: np.ndarray, *, detect: bool = True,
-                 focal_35mm: float | None = None) -> NormalMap:
-        """Normals for an RGB float image (H, W, 3) in [0, 1].  With detect=False the image is
-        taken to be a face crop already.  focal_35mm: the photo's focal length, 35 mm equivalent
-        (EXIF FocalLengthIn35mmFilm); given, the normals come out in camera space."""
+    def normal_map(self, image: np.ndarray, *, detect: bool = True,
+                   focal_35mm: float | None = None) -> NormalMap:
+        """Unencoded normals for an RGB float image (H, W, 3) in [0, 1] (raises NoFaceError).
+        With detect=False the image is taken to be a face crop already.  focal_35mm: the photo's
+        focal length, 35 mm equivalent (EXIF FocalLengthIn35mmFilm); given, the normals come out
+        in camera space."""
         job = self.prepare(image, detect=detect, focal_35mm=focal_35mm)
         start = time.perf_counter()
         normals = self.predict_crops(job.crops)
         job.timings["network"] = time.perf_counter() - start
         return self.finish(job, normals)
 
-    # The three steps of `estimate`, apart, so that a server can run the crops of several
-    # requests through the network together.
+    def _prepare(self, photo: Photo) -> Job | PhotoError:
+        """Read a photo and cut its crops, or say why not."""
+        try:
+            start = time.perf_counter()
+            image = self._read(photo.source)
+            read = time.perf_counter() - start
+            job = self.prepare(image, detect=photo.options.detect, focal_35mm=photo.options.focal_35mm)
+            job.timings = {"read": read, **job.timings}
+            return job
+        except ImageSizeError as error:
+            return PhotoError(error.code, str(error))
+        except ImageTooLarge as error:
+            return PhotoError("too_large", str(error))
+        except ImageError as error:
+            return PhotoError("bad_image", str(error))
+        except NoFaceError as error:
+            return PhotoError("no_face", str(error))
+        except Exception as error:   # one photo may fail in any way; the batch goes on
+            logger.exception("preparing a photo failed")
+            return PhotoError("internal", f"{type(error).__name__}: {error}")
+
+    def _read(self, source: Source) -> np.ndarray:
+        if isinstance(source, np.ndarray):
+            check_image_size(source.shape[1], source.shape[0], self.max_pixels,
+                             source.shape[2] if source.ndim == 3 else 1)
+            return to_rgb_float(source)
+        return read_image(source, max_pixels=self.max_pixels)
+
+    def _network_pass(self, photos: Sequence[Photo], jobs: list[Job | PhotoError],
+                      heartbeat: Callable[[], None]) -> dict[int, np.ndarray]:
+        """Every job's crops through the networks, crops_per_pass at a time, skipping the crops
+        of photos cancelled meanwhile (counted in dropped_crops)."""
+        crops = [(photo, job, index) for photo, job in zip(photos, jobs) if isinstance(job, Job)
+                 for index in range(len(job.crops))]
+        out: dict[int, list[np.ndarray]] = {id(job): [] for _, job, _ in crops}
+        for start in range(0, len(crops), self.crops_per_pass):
+            chunk = crops[start:start + self.crops_per_pass]
+            wanted = [(job, index) for photo, job, index in chunk if not photo.cancelled()]
+            self.dropped_crops += len(chunk) - len(wanted)
+            if not wanted:
+                continue
+            began = time.perf_counter()
+            normals = self.predict_crops(np.stack([job.crops[index] for job, index in wanted]))
+            seconds = (time.perf_counter() - began) / len(wanted)
+            for (job, _), crop_normals in zip(wanted, normals):
+                out[id(job)].append(crop_normals)
+                job.timings["network"] = job.timings.get("network", 0.0) + seconds
+            heartbeat()
+        return {key: np.stack(value) for key, value in out.items() if value}
+
+    @staticmethod
+    def _encode(found: NormalMap, image: np.ndarray, options: EstimateOptions) -> Result:
+        """The maps the options ask for, from the finished map and the photo."""
+        start = time.perf_counter()
+        result = Result(faces=found.faces, centres=found.centres, camera_space=found.camera_space,
+                        timings=found.timings)
+        maps = options.maps
+        if "normal" in maps:
+            normals = encode_normals(found.normals, options.convention)
+            if options.normals_dtype == "uint16":
+                normals = normals_to_uint16(normals)
+            elif options.normals_dtype == "float16":   # torch converts several times faster than numpy
+                normals = torch.from_numpy(normals).half().numpy()
+            result.normals = normals
+        if "mask" in maps:
+            result.mask = mask_to_uint8(found.mask)
+        if "light" in maps or "albedo" in maps:
+            skin = intrinsics.skin(found.faces, found.mask)
+            result.light = intrinsics.fit_light(image, found.normals, skin)
+            if "albedo" in maps:
+                result.albedo = torch.from_numpy(intrinsics.albedo(image, found.normals, result.light)).half().numpy()
+            if "light" not in maps:
+                result.light = None
+        if "height" in maps:
+            result.height = intrinsics.height(found.normals, found.mask)
+        found.timings["encode"] = time.perf_counter() - start
+        return result
+
+    # The steps of a photo: its crops, then (after the networks) its full-size map.
     def prepare(self, image: np.ndarray, *, detect: bool = True,
                 focal_35mm: float | None = None) -> Job:
         """Find the faces and cut their crops (raises NoFaceError)."""
@@ -130,7 +310,7 @@ class Estimator:
             start = time.perf_counter()
             person_masks = self.segmenter.segment_crops(pixels[len(faces):])
             timings["segment"] = time.perf_counter() - start
-        return Job((height, width), detect, faces, crops, pixels, timings, focal_35mm, person_masks)
+        return Job(image, detect, faces, crops, pixels, timings, focal_35mm, person_masks)
 
     def finish(self, job: Job, crop_normals: np.ndarray) -> NormalMap:
         """Paste the crops' normals back into a full-size map with the face mask."""

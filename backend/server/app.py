@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -25,20 +26,17 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
 import zmq
 
 from .. import __version__
 from ..client import protocol
-from ..core.encoding import mask_to_uint8
 from ..core.state import state_file as default_state_file
-from ..client.protocol import EstimateOptions, Limits, ProtocolError
-from ..estimator import Estimator, ImageError, NoFaceError
-from ..estimator.pipeline import Job
-from ..estimator.image_io import ImageTooLarge, encode_normals, image_size, read_image, to_rgb_float
+from ..client.protocol import Limits, ProtocolError
+from ..core.options import EstimateOptions
+from ..estimator import Estimator, ImageError
+from ..estimator.image_io import ImageTooLarge, image_size
+from ..estimator.pipeline import Photo
 from ..estimator.networks import count_parameters
 from .security import CurveKeys, is_loopback
 
@@ -130,6 +128,8 @@ class Server:
                 f"(--curve-secret SERVER.key_secret --curve-clients FOLDER; make them with "
                 f"`python -m backend keys FOLDER`)")
         self.estimator = estimator
+        estimator.max_pixels = limits.max_pixels     # while it serves, the server's limits are its own
+        estimator.crops_per_pass = max_batch
         self.bind = bind
         self.limits = limits
         self.max_batch = max_batch
@@ -161,7 +161,6 @@ class Server:
         self.worker_beat = time.monotonic()    # when the worker last moved
         self.worker = threading.Thread()       # replaced by a running one in serve_forever
         self.worker_deaths = 0
-        self.dropped_crops = 0                 # of cancelled requests, never put through the network
         self.stopping = threading.Event()
         self.model_info = {"version": __version__, "weights": str(estimator.weights),
                            "parameters": count_parameters(estimator.model),
@@ -353,7 +352,7 @@ class Server:
                 "address": self.address, "pid": os.getpid(),
                 "limits": {**self.limits.to_dict(), "max_batch": self.max_batch},
                 "queued": len(self.queue), "outstanding": len(self.outstanding),
-                "worker_deaths": self.worker_deaths, "dropped_crops": self.dropped_crops}
+                "worker_deaths": self.worker_deaths, "dropped_crops": self.estimator.dropped_crops}
 
     def _forward_results(self) -> None:
         while self.results.poll(0):
@@ -402,107 +401,38 @@ class Server:
                         out.send_multipart([work.client, *protocol.encode(header)])
                 with self.lock:
                     self.in_work = []
-                self.worker_beat = time.monotonic()
+                self._beat()
         finally:
             out.close(linger=1000)
 
     def _estimate(self, batch: list[Work], out: zmq.Socket) -> None:
-        """Every image of every request in the batch: prepare each, the network over all crops
-        (max_batch at a time), then finish and reply per request.  Cancelled requests drop out
-        between images and between network passes."""
-        prepared = []   # (work, index, job or error)
+        """Every image of every request in the batch through the estimator together; each
+        request's progress and reply as its images come out.  A request cancelled meanwhile is
+        answered 'cancelled' (the estimator skipped what it could of its work)."""
+        photos = [Photo(payload, work.options, functools.partial(self._is_cancelled, work))
+                  for work in batch for payload in work.payloads]
+        results = self.estimator.estimate(photos, heartbeat=self._beat)
         for work in batch:
-            for index, payload in enumerate(work.payloads):
-                if self._is_cancelled(work):
-                    break
-                prepared.append((work, index, self._prepare(work, payload)))
-                self.worker_beat = time.monotonic()
-        prepared = [p for p in prepared if not self._is_cancelled(p[0])]
-        network = self._network_pass([(work, job) for work, _, job in prepared
-                                      if not isinstance(job, ProtocolError)])
-        replies: dict[int, tuple[list, list]] = {id(w): ([], []) for w in batch}
-        for work, index, job in prepared:
-            results, payloads = replies[id(work)]
-            if isinstance(job, ProtocolError):
-                results.append({"ok": False, "code": job.code, "message": str(job)})
-                continue
-            if self._is_cancelled(work):
-                continue
-            done = self.estimator.finish(job, network[id(job)])
-            start = time.perf_counter()
-            options = work.options
-            wire = encode_normals(done.normals, options.convention)
-            if options.normals_dtype == "float16":   # torch converts several times faster than numpy
-                wire = torch.from_numpy(wire).half().numpy()
-            payloads.append(protocol.pack_normals(wire, options.normals_dtype))
-            if options.mask:
-                payloads.append(mask_to_uint8(done.mask))
-            done.timings["encode"] = time.perf_counter() - start
-            results.append({"ok": True, "faces": [list(f.box) for f in done.faces],
-                            "face_details": [f.to_json() for f in done.faces],
-                            "centres": [list(c) for c in done.centres],
-                            "camera_space": done.camera_space, "timings": done.timings})
-            del done, wire       # the full-size float maps go before the next image's come
-            self.worker_beat = time.monotonic()
-            if len(work.payloads) > 1:
-                out.send_multipart([work.client, *protocol.encode(
-                    {"id": work.request_id, "kind": "progress", "done": index + 1,
-                     "total": len(work.payloads)})])
-        for work in batch:
+            summaries: list[dict] = []
+            payloads: list = []
+            for done in range(1, len(work.payloads) + 1):
+                result = next(results)
+                summaries.append(result.summary())
+                payloads += result.maps().values()     # in the order its summary names them
+                if len(work.payloads) > 1 and not self._is_cancelled(work):
+                    out.send_multipart([work.client, *protocol.encode(
+                        {"id": work.request_id, "kind": "progress", "done": done,
+                         "total": len(work.payloads)})])
             if self._is_cancelled(work):
                 header = protocol.error_header(work.request_id, "cancelled", "cancelled by the client")
                 out.send_multipart([work.client, *protocol.encode(header)])
                 continue
-            results, payloads = replies[id(work)]
-            header = {"id": work.request_id, "kind": "result", "results": results,
+            header = {"id": work.request_id, "kind": "result", "results": summaries,
                       "seconds": time.monotonic() - work.received}
             out.send_multipart([work.client, *protocol.encode(header, payloads)], copy=False)
 
-    def _network_pass(self, jobs: list[tuple[Work, Job]]) -> dict[int, Any]:
-        """Every job's crops through the network, max_batch crops at a time; the crops of a
-        request cancelled meanwhile are skipped (and counted in `dropped_crops`)."""
-        crops = [(work, job, index) for work, job in jobs for index in range(len(job.crops))]
-        out: dict[int, list] = {id(job): [] for _, job in jobs}
-        for start in range(0, len(crops), self.max_batch):
-            chunk = [c for c in crops[start:start + self.max_batch] if not self._is_cancelled(c[0])]
-            self.dropped_crops += min(self.max_batch, len(crops) - start) - len(chunk)
-            if not chunk:
-                continue
-            began = time.perf_counter()
-            normals = self.estimator.predict_crops(np.stack([job.crops[i] for _, job, i in chunk]))
-            seconds = (time.perf_counter() - began) / len(chunk)
-            for (_, job, _), crop_normals in zip(chunk, normals):
-                out[id(job)].append(crop_normals)
-                job.timings["network"] = job.timings.get("network", 0.0) + seconds
-            self.worker_beat = time.monotonic()
-        return {key: np.stack(value) if value else None for key, value in out.items()}
-
-    def _prepare(self, work: Work, payload):
-        try:
-            start = time.perf_counter()
-            if isinstance(payload, bytes):
-                image = read_image(payload, max_pixels=self.limits.max_pixels)
-            else:
-                height, width = payload.shape[:2]
-                protocol.check_image_size(width, height, self.limits.max_pixels,
-                                          payload.shape[2] if payload.ndim == 3 else 1)
-                image = to_rgb_float(payload)
-            decoded = time.perf_counter() - start
-            job = self.estimator.prepare(image, detect=work.options.detect,
-                                         focal_35mm=work.options.focal_35mm)
-            job.timings = {"decode": decoded, **job.timings}
-            return job
-        except ProtocolError as error:
-            return error
-        except ImageTooLarge as error:
-            return ProtocolError("too_large", str(error))
-        except ImageError as error:
-            return ProtocolError("bad_image", str(error))
-        except NoFaceError as error:
-            return ProtocolError("no_face", str(error))
-        except Exception as error:  # the server must keep serving whatever one image does
-            logger.exception("preparing an image failed")
-            return ProtocolError("internal", f"{type(error).__name__}: {error}")
+    def _beat(self) -> None:
+        self.worker_beat = time.monotonic()
 
     def _is_cancelled(self, work: Work) -> bool:
         with self.lock:

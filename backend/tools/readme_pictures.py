@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error))
     for stem, photo in photos:
         try:
-            found = estimator.estimate(photo)
+            found = estimator.normal_map(photo)
         except NoFaceError as error:
             return _fail(f"{stem}: {error}")
         path = output / f"{stem}.png"

@@ -52,7 +52,7 @@ class MapLike(Protocol):
 
 
 class EstimatorLike(Protocol):
-    def estimate(self, image: np.ndarray) -> MapLike: ...
+    def normal_map(self, image: np.ndarray) -> MapLike: ...
 
 
 # A copy: image -> (changed image, back) where back(normals, mask) gives the copy's map and mask
@@ -119,7 +119,7 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, Back]]] = {
 
 def _estimate(estimator: EstimatorLike, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     try:
-        found = estimator.estimate(image)
+        found = estimator.normal_map(image)
     except NoFaceError:
         return None
     return np.asarray(found.normals, np.float32), np.asarray(found.mask, np.float32)

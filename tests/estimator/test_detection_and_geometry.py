@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from backend.estimator import geometry
-from backend.estimator.detection import (FULL_RANGE, SHORT_RANGE, FaceDetector, anchors,
-                                         roll_from_eyes)
+from backend.estimator.detection import FULL_RANGE, SHORT_RANGE, FaceDetector, anchors
+from backend.estimator.faces import roll_from_eyes
 from backend.estimator.graph_module import GraphModule, ModelFileError
 from helpers import sphere_normals
 

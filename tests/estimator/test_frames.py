@@ -53,8 +53,8 @@ def test_given_the_focal_length_the_estimator_returns_camera_space(untrained_wei
     photo = np.zeros((512, 1536, 3), np.float32)
     photo[:, :512] = astronaut / 255
     estimator = Estimator(untrained_weights, device="cpu")
-    view = estimator.estimate(photo)
-    camera = estimator.estimate(photo, focal_35mm=35)
+    view = estimator.normal_map(photo)
+    camera = estimator.normal_map(photo, focal_35mm=35)
     assert not view.camera_space and camera.camera_space and view.centres == camera.centres
     [centre] = camera.centres
     assert centre[0] < 512 / 2 + 60

@@ -1,9 +1,14 @@
+import threading
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from backend.estimator import Estimator, NoFaceError, WeightsError
+from backend.core.encoding import normals_from_uint16
+from backend.core.options import EstimateOptions
+from backend.estimator import Estimator, NoFaceError, Photo, WeightsError
+from backend.estimator.image_io import to_rgb_float
 from backend.estimator.networks import ModelConfig, build_model
 from backend.estimator.weights import load_model, read_metadata, save_weights
 
@@ -14,7 +19,7 @@ def estimator(untrained_weights):
 
 
 def test_photo_gives_full_size_unit_normals_and_a_person_mask(estimator, astronaut):
-    result = estimator.estimate(astronaut.astype(np.float32) / 255)
+    result = estimator.normal_map(astronaut.astype(np.float32) / 255)
     assert result.normals.shape == (512, 512, 3) and result.normals.dtype == np.float32
     assert np.allclose(np.linalg.norm(result.normals, axis=-1), 1, atol=1e-4)
     assert result.mask.shape == (512, 512)
@@ -29,16 +34,54 @@ def test_photo_gives_full_size_unit_normals_and_a_person_mask(estimator, astrona
     assert set(result.timings) == {"detect", "segment", "network", "paste"}
 
 
-def test_estimate_file_reads_and_times_the_read(estimator, astronaut_path):
-    result = estimator.estimate_file(astronaut_path)
-    assert result.normals.shape == (512, 512, 3) and "read" in result.timings
+def test_a_batch_gives_each_photo_its_result_in_order_encoded_as_asked(estimator, astronaut, astronaut_path):
+    """Files, bytes and pixels in one batch; a bad photo fails alone with its code."""
+    directx = EstimateOptions(convention="directx", normals_dtype="uint16")
+    photos = [Photo(astronaut_path, directx), Photo(b"not an image"), Photo(astronaut),
+              Photo(np.full((300, 200, 3), 128, np.uint8)), Photo(np.zeros((8, 8, 3), np.uint8)),
+              Photo(astronaut, EstimateOptions(mask=False, normals_dtype="float32"))]
+    results = list(estimator.estimate(photos))
+    assert [r.error.code if r.error else "ok" for r in results] == \
+        ["ok", "bad_image", "ok", "no_face", "bad_image", "ok"]
+    first, _, third, _, _, last = results
+    assert first.normals.dtype == np.uint16 and first.mask.dtype == np.uint8
+    assert third.normals.dtype == np.float16 and last.normals.dtype == np.float32 and last.mask is None
+    assert "read" in first.timings and "encode" in first.timings
+    reference = estimator.normal_map(to_rgb_float(astronaut)).normals    # pixels read the same way
+    assert np.abs(last.normals - reference).max() < 1e-5
+    # DirectX flips green; uint16 holds n * 0.5 + 0.5
+    assert np.abs(normals_from_uint16(first.normals) * [1, -1, 1] - reference).max() < 1e-4
+    assert results[1].summary() == {"ok": False, "code": "bad_image",
+                                    "message": str(results[1].error)}
+    assert first.summary()["face_details"][0]["box"] == [round(v, 2) for v in first.faces[0].box]
+
+
+def test_a_cancelled_photo_skips_the_networks_and_the_others_are_served(estimator, astronaut):
+    calls = []
+    original = estimator.predict_crops
+
+    def counting(crops):
+        calls.append(len(crops))
+        return original(crops)
+    estimator.predict_crops = counting
+    given_up = threading.Event()
+    try:
+        before = estimator.dropped_crops
+        photos = [Photo(astronaut, cancelled=given_up.is_set), Photo(astronaut)]
+        # its requester gives up once its crops are cut (the first step's heartbeat)
+        first, second = list(estimator.estimate(photos, heartbeat=given_up.set))
+    finally:
+        del estimator.predict_crops
+    assert first.error.code == "cancelled" and second.error is None and second.normals is not None
+    assert estimator.dropped_crops - before == 2    # its face crop and person crop
+    assert calls == [2]                             # only the other photo's two crops ran
 
 
 def test_no_face_is_a_clear_error_unless_detection_is_off(estimator):
     plain = np.full((300, 200, 3), 0.5, np.float32)
     with pytest.raises(NoFaceError, match="no face found.*--no-detect"):
-        estimator.estimate(plain)
-    result = estimator.estimate(plain, detect=False)
+        estimator.normal_map(plain)
+    result = estimator.normal_map(plain, detect=False)
     assert result.normals.shape == (300, 200, 3) and result.faces == []
     assert result.mask.min() == 1.0
 
@@ -47,7 +90,7 @@ def test_crop_input_uses_the_network_directly(estimator):
     """With detection off a square crop goes through the network unchanged in size, so the map
     equals the network's own output for that crop."""
     crop = np.random.default_rng(1).random((256, 256, 3)).astype(np.float32)
-    result = estimator.estimate(crop, detect=False)
+    result = estimator.normal_map(crop, detect=False)
     direct = estimator.predict_crops(crop[None])[0]
     assert np.abs(result.normals - direct).max() < 1e-3
 
@@ -124,7 +167,7 @@ def _mean_normal(normals, point, radius=6):
 def test_the_shipped_model_gives_a_face_shaped_map(shipped, astronaut):
     """The shipped weights on a real portrait: the face's left side turns left, its right side
     right, its forehead up and its chin down (camera space, OpenGL), and it faces the camera."""
-    result = shipped.estimate(astronaut.astype(np.float32) / 255)
+    result = shipped.normal_map(astronaut.astype(np.float32) / 255)
     face, n = result.faces[0], result.normals
     image_left_cheek, image_right_cheek = face.landmarks[50], face.landmarks[280]
     assert _mean_normal(n, image_left_cheek)[0] < -0.1 and _mean_normal(n, image_right_cheek)[0] > 0.1
@@ -145,9 +188,9 @@ def test_a_rolled_face_gives_the_upright_faces_normals_turned(shipped, astronaut
     on the astronaut 0.70 (+30) and 0.85 (-30), 14.5 without turning the normals back.  What is
     left is resampling the rolled photo and where exactly the crop lands on its pixels."""
     photo = astronaut.astype(np.float32) / 255
-    upright = shipped.estimate(photo)
+    upright = shipped.normal_map(photo)
     rolled_photo, turn = _turned(photo, upright.faces[0].centre, degrees)
-    rolled = shipped.estimate(rolled_photo)
+    rolled = shipped.normal_map(rolled_photo)
     assert rolled.faces[0].roll == pytest.approx(upright.faces[0].roll + degrees, abs=3)
     expected = cv2.warpAffine(upright.normals, turn, (512, 512), flags=cv2.INTER_LINEAR)
     weight = cv2.warpAffine(upright.mask, turn, (512, 512), flags=cv2.INTER_LINEAR)
@@ -167,7 +210,7 @@ def test_every_face_of_a_photo_is_estimated(estimator, astronaut):
     canvas = np.full((560, 1100, 3), 0.5, np.float32)
     canvas[20:532, 20:532] = photo
     canvas[40:552, 570:1082] = photo[:, ::-1]
-    result = estimator.estimate(canvas)
+    result = estimator.normal_map(canvas)
     assert len(result.faces) == 2 and len(result.centres) == 2
     for face in result.faces:
         x, y = map(int, face.point("nose_tip"))
@@ -179,7 +222,7 @@ def test_a_small_face_in_a_large_photo_is_estimated(estimator, astronaut):
     """The astronaut's face, about 110 px high, in a 2200 x 1500 photo."""
     canvas = np.full((1500, 2200, 3), 0.4, np.float32)
     canvas[900:1412, 1500:2012] = astronaut.astype(np.float32) / 255
-    result = estimator.estimate(canvas)
+    result = estimator.normal_map(canvas)
     [face] = result.faces
     x, y = map(int, face.point("nose_tip"))
     assert 1710 < x < 1735 and 1020 < y < 1045 and result.mask[y, x] == 1.0
@@ -187,7 +230,7 @@ def test_a_small_face_in_a_large_photo_is_estimated(estimator, astronaut):
 
 def test_a_blank_photo_says_no_face_was_found(estimator):
     with pytest.raises(NoFaceError, match="no face found in the photo.*--no-detect"):
-        estimator.estimate(np.zeros((480, 640, 3), np.float32))
+        estimator.normal_map(np.zeros((480, 640, 3), np.float32))
 
 
 @pytest.mark.parametrize("kind", ["grey", "rgba", "rgb16", "grey16"])
@@ -199,6 +242,6 @@ def test_grey_rgba_and_16_bit_photos_find_the_face(estimator, astronaut, tmp_pat
               "grey16": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257}[kind]
     path = tmp_path / f"{kind}.png"
     cv2.imwrite(str(path), pixels)
-    result = estimator.estimate_file(path)
+    [result] = estimator.estimate([Photo(path, EstimateOptions(normals_dtype="float32"))])
     assert len(result.faces) == 1 and result.normals.shape == (512, 512, 3)
     assert 200 < result.faces[0].point("nose_tip")[0] < 245

@@ -31,7 +31,7 @@ def test_info_describes_server_model_and_limits(server):
 
 
 def test_estimate_round_trip_matches_the_in_process_estimator(server, astronaut, untrained_weights):
-    local = Estimator(untrained_weights, device="cpu").estimate(astronaut.astype(np.float32) / 255)
+    local = Estimator(untrained_weights, device="cpu").normal_map(astronaut.astype(np.float32) / 255)
     with server.client() as client:
         encoded, raw = client.estimate([png_bytes(astronaut), astronaut], timeout=60)
     for remote in (encoded, raw):

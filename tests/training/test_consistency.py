@@ -57,7 +57,7 @@ def _gradient_map(image, strength=4.0):
 class Equivariant:
     """Consistent by construction under mirror and shift (the back-mapping is what is tested)."""
 
-    def estimate(self, image):
+    def normal_map(self, image):
         return SimpleNamespace(normals=_gradient_map(image), mask=np.ones(image.shape[:2], np.float32))
 
 
@@ -65,7 +65,7 @@ class PositionBound(Equivariant):
     """Deliberately inconsistent: a tilt pattern fixed to the frame's pixels (it does not move,
     mirror or scale with the face) plus the unblurred brightness gradient (JPEG noise moves it)."""
 
-    def estimate(self, image):
+    def normal_map(self, image):
         rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
         normals = _gradient_map(image, strength=20.0)
         normals[..., 0] += 0.5 * np.cos(2 * np.pi * cols / 23) + 0.3
@@ -150,7 +150,7 @@ def test_the_contact_sheet_has_a_row_per_photo(shipped, portrait_folder, tmp_pat
     face = (slice(90, 200), slice(60, 165))
     assert np.abs(normals[face] - [128, 128, 255]).sum(-1).mean() > 20      # not flat on the face
     assert np.abs(left[face] - photo[face]).mean() > 3 and np.abs(left[face] - right[face]).mean() > 3
-    background = shipped.estimate(photo.astype(np.float32) / 255).mask == 0
+    background = shipped.normal_map(photo.astype(np.float32) / 255).mask == 0
     assert background.mean() > 0.1 and (left[background] == photo[background]).all()   # outside: the photo
 
 

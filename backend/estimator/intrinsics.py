@@ -1,0 +1,123 @@
+"""Albedo, light and height from a photo and its normals: what a renderer needs beside the normals.
+
+Until the model predicts albedo and light itself (estimator v3), they are fitted here, and this
+stays the fallback and a baseline of the evaluation:
+- light: second-order SH irradiance (core/sh.py) fitted to the photo's linear colours on the faces'
+  skin, robustly (eyes, brows, lips, highlights and stray hair lose their say), assuming the skin's
+  colour is even there.  One photo cannot tell a bright light on dark skin from a dim light on pale
+  skin, so the light is scaled to average 1 on the skin: the albedo keeps the photo's brightness.
+- albedo: the linear photo divided by that shading, where the shading is bright enough to divide by
+  (elsewhere it fades to the photo at the skin's average shading).
+- height: the normals integrated over the person (Frankot-Chellappa over the photo mirrored at its
+  edges: a least-squares Poisson solve with even boundaries, so no drift across the person and no
+  seam where crops meet), flat off the person; in pixels of the photo, toward the camera.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from ..core import sh
+from ..core.colour import srgb_to_linear
+from .faces import Face
+
+MIN_SHADING = 0.15          # of the skin's average: darker than this, dividing by it is noise
+MAX_SLOPE = 5.0             # |dz/dx| at grazing normals (nz -> 0), where integration would blow up
+HEIGHT_SIDE = 1024          # the height is solved at most this many pixels a side, then resized
+FIT_PIXELS = 20_000         # skin pixels the light is fitted to (a random even sample)
+
+
+@dataclasses.dataclass
+class Light:
+    coefficients: np.ndarray   # (9, 3) SH irradiance per linear RGB channel, camera frame (OpenGL)
+    direction: np.ndarray      # (3,) unit vector toward where the light mostly comes from
+    source: str                # "fitted" (from the photo and its normals) or "model"
+
+    @classmethod
+    def from_json(cls, data: dict) -> Light:
+        return cls(np.asarray(data["sh"], np.float32), np.asarray(data["direction"], np.float32), data["source"])
+
+    def to_json(self) -> dict:
+        return {"sh": [[round(float(v), 5) for v in row] for row in self.coefficients],
+                "direction": [round(float(v), 4) for v in self.direction], "source": self.source,
+                "frame": "camera, OpenGL (+x right, +y up, +z toward the camera)",
+                "order": "(0,0) (1,-1) (1,0) (1,1) (2,-2) (2,-1) (2,0) (2,1) (2,2)"}
+
+
+def skin(faces: list[Face], mask: np.ndarray) -> np.ndarray:
+    """Where to read the light: the faces' landmark hulls (the whole person when no face was
+    found, e.g. with detection off), within the person."""
+    if not faces:
+        return mask > 0.5
+    region = np.zeros(mask.shape, np.uint8)
+    for face in faces:
+        hull = cv2.convexHull(face.landmarks[:468, :2].astype(np.float32))
+        cv2.fillConvexPoly(region, np.round(hull).astype(np.int32), (1,))
+    return (region > 0) & (mask > 0.5)
+
+
+def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, seed: int = 0) -> Light:
+    """SH light explaining the sRGB photo (H, W, 3) at its normals on `region`, scaled to average
+    1 there (see the module's docstring)."""
+    linear = srgb_to_linear(photo)
+    usable = region & (linear.max(-1) < 0.98) & (linear.min(-1) > 0.002)   # not clipped, not black
+    where = np.flatnonzero(usable)
+    if len(where) < 50:      # nothing to read the light from: even light from the front
+        return Light(sh.distant_light((0, 0, 1), (1, 1, 1)) / 1.0625, np.array([0, 0, 1.0], np.float32), "fitted")
+    if len(where) > FIT_PIXELS:
+        where = np.random.default_rng(seed).choice(where, FIT_PIXELS, replace=False)
+    flat_normals, values = normals.reshape(-1, 3)[where], linear.reshape(-1, 3)[where]
+    coefficients = sh.fit(flat_normals, values)
+    average = sh.shade(flat_normals, coefficients).mean(0)
+    # one brightness for all channels: the light's colour stays in the light, the skin's in the albedo
+    coefficients = coefficients / max(float(average.mean()), 1e-6)
+    return Light(coefficients, sh.dominant_direction(coefficients), "fitted")
+
+
+def albedo(photo: np.ndarray, normals: np.ndarray, light: Light) -> np.ndarray:
+    """(H, W, 3) linear albedo: the photo divided by the light's shading at each normal."""
+    linear = srgb_to_linear(photo)
+    shading = sh.shade(normals, light.coefficients)
+    trust = np.clip(shading / MIN_SHADING - 1, 0, 1)      # 0 below MIN_SHADING, 1 from twice it
+    divided = linear / np.maximum(shading, MIN_SHADING)
+    return (trust * divided + (1 - trust) * linear).astype(np.float32)
+
+
+def height(normals: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W) height toward the camera in pixels of the photo, 0 off the person."""
+    full = normals.shape[:2]
+    scale = min(1.0, HEIGHT_SIDE / max(full))
+    if scale < 1:
+        size = (round(full[1] * scale), round(full[0] * scale))
+        normals = cv2.resize(normals, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    nz = np.maximum(normals[..., 2], 1 / MAX_SLOPE)
+    # slopes in image axes (rows grow downward, the normals' y upward), only on the person
+    along_x = np.clip(-normals[..., 0] / nz, -MAX_SLOPE, MAX_SLOPE) * mask
+    along_rows = np.clip(normals[..., 1] / nz, -MAX_SLOPE, MAX_SLOPE) * mask
+    solved = _frankot_chellappa(along_x, along_rows) / scale
+    if scale < 1:
+        solved = cv2.resize(solved, (full[1], full[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        mask = cv2.resize(mask, (full[1], full[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    off = mask < 0.02
+    solved -= float(np.median(solved[off])) if off.any() else float(solved.min())
+    return (solved * (mask > 0.02)).astype(np.float32)
+
+
+def _frankot_chellappa(along_x: np.ndarray, along_rows: np.ndarray) -> np.ndarray:
+    """The surface whose gradient is closest (least squares) to the given one, with the field
+    mirrored at the edges first: even boundaries, so nothing wraps round from the far side."""
+    gx = np.block([[along_x, -along_x[:, ::-1]], [along_x[::-1], -along_x[::-1, ::-1]]])
+    gy = np.block([[along_rows, along_rows[:, ::-1]], [-along_rows[::-1], -along_rows[::-1, ::-1]]])
+    rows, cols = gx.shape
+    u = 2 * np.pi * np.fft.fftfreq(cols)[None, :]
+    v = 2 * np.pi * np.fft.fftfreq(rows)[:, None]
+    # the spectral derivative i*w matched to forward differences: (e^{iw} - 1)
+    du, dv = np.exp(1j * u) - 1, np.exp(1j * v) - 1
+    denominator = np.abs(du) ** 2 + np.abs(dv) ** 2
+    denominator[0, 0] = 1
+    surface = (np.conj(du) * np.fft.fft2(gx) + np.conj(dv) * np.fft.fft2(gy)) / denominator
+    surface[0, 0] = 0
+    return np.real(np.fft.ifft2(surface))[:along_x.shape[0], :along_x.shape[1]].astype(np.float32)
