@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from . import images
-from .backend_process import GRACE_SECONDS, Stopping
+from .backend_process import GRACE_SECONDS
 from .client import Batch, Request, ServerError
 from .client.protocol import EstimateOptions
 from .job import Job, JobFailed
@@ -83,13 +83,10 @@ class StopJob(Job):
 
     def __init__(self, grace: float = GRACE_SECONDS):
         super().__init__()
-        self._stopping = Stopping(LINK.process, grace)
+        self._stopping = LINK.stopping(grace)
 
     def step(self) -> bool:
-        if not self._stopping.step():
-            return False
-        LINK.forget_server()
-        return True
+        return self._stopping.step()
 
 
 class EstimateJob(Job):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .client.launcher import ServerProcess
@@ -26,16 +27,24 @@ def launch(prefs, python: str | list[str], log_path: str | Path) -> ServerProces
 
 
 class Stopping:
-    """Stop a process without blocking: SIGTERM now; `step()` is True once it has exited, and
-    sends SIGKILL once `grace` seconds have passed.  Nothing to stop (None) is stopped at once."""
+    """Stop a process without blocking: SIGTERM now; `step()` is True once it has exited (and
+    calls `then` once), and sends SIGKILL once `grace` seconds have passed.  Nothing to stop
+    (None) is stopped at once."""
 
-    __slots__ = ("process", "_deadline")
+    __slots__ = ("process", "_deadline", "_then")
 
-    def __init__(self, process: ServerProcess | None, grace: float = GRACE_SECONDS):
+    def __init__(self, process: ServerProcess | None, grace: float = GRACE_SECONDS,
+                 then: Callable[[], None] | None = None):
         self.process = process
         self._deadline = time.monotonic() + grace
+        self._then = then
         if process is not None:
             process.terminate()
 
     def step(self) -> bool:
-        return self.process is None or self.process.stopped(self._deadline)
+        if self.process is not None and not self.process.stopped(self._deadline):
+            return False
+        if self._then is not None:
+            self._then()
+            self._then = None
+        return True

@@ -382,11 +382,9 @@ class SetupJob(Job):
     def _step_start(self) -> bool:
         self.status = "starting the backend (loading the model)"
         if LINK.process is not None and self.server is None:   # one this add-on started before: replaced
-            if self._replacing is None:
-                self._replacing = Stopping(LINK.process)
+            self._replacing = self._replacing or LINK.stopping()
             if not self._replacing.step():
                 return False
-            LINK.forget_server()
         if self.server is None:
             log = environment.user_folder() / "backend.log"
             self.server = launch(self.prefs, str(environment.python(self.root)), log)
@@ -451,14 +449,13 @@ class RemoveJob(Job):
         environment.marker(self.root).unlink(missing_ok=True)
         STATE.error, STATE.log_tail = "", []
         from_here = LINK.process is not None and str(self.root) in " ".join(LINK.process.command)
-        self._stopping = Stopping(LINK.process) if from_here else None
+        self._stopping = LINK.stopping() if from_here else None
 
     def step(self) -> bool:
         if self._stopping is not None:
             self.status = "stopping the backend"
             if not self._stopping.step():
                 return False
-            LINK.forget_server()
             self._stopping = None
         if self.process is None:
             if not self.root.exists():

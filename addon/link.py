@@ -7,7 +7,7 @@ import os
 import tempfile
 
 from . import environment
-from .backend_process import GRACE_SECONDS, launch
+from .backend_process import GRACE_SECONDS, Stopping, launch
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
 from .core.state import file_safe
@@ -79,6 +79,11 @@ class BackendLink:
             self.connected(info)
             self.configure(prefs.address, prefs.timeout)
         return info is not None
+
+    def stopping(self, grace: float = GRACE_SECONDS) -> Stopping:
+        """Stop the server the add-on started without blocking (step the result): forgotten once
+        it has exited."""
+        return Stopping(self.process, grace, then=self.forget_server)
 
     def stop_server(self) -> None:
         """Blocking (unregistering the add-on); the operators use backend_jobs.StopJob."""

@@ -71,5 +71,15 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     assert stop(process, grace=0.2) == -signal.SIGKILL
 
 
+def test_what_follows_the_stop_runs_once_when_the_process_has_exited(tmp_path):
+    process, _ = started(tmp_path)
+    followed = []
+    stopping = Stopping(process, grace=600, then=lambda: followed.append(process.exited()))
+    while not stopping.step():
+        assert followed == []
+        time.sleep(0.01)
+    assert stopping.step() and followed == [True]
+
+
 def test_nothing_to_stop_is_stopped_at_once():
     assert Stopping(None).step()
