@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 from . import images
+from .backend_process import GRACE_SECONDS
 from .client import Batch, Request, ServerError
 from .client.protocol import EstimateOptions
-from .jobs import Job, JobFailed
+from .job import Job, JobFailed
 from .link import LINK, explain
 
 START_SECONDS = 120.0       # a model load on a slow machine; after that the start has failed
@@ -36,10 +37,11 @@ class ConnectJob(Job):
         client.step()
         if not self._probe.finished:
             return False
-        if self._probe.state == "done":
-            LINK.connected(self._probe.reply.header)
+        try:
+            LINK.connected(self._probe.result().header)
             return True
-        LINK.disconnected(self._probe.error, self.prefs.address)
+        except ServerError as error:
+            LINK.disconnected(error, self.prefs.address)
         if not self.start:
             raise JobFailed(LINK.error)
         try:
@@ -75,24 +77,16 @@ class ConnectJob(Job):
 
 
 class StopJob(Job):
-    """SIGTERM to the backend the add-on started, then wait for it to exit (SIGKILL after 15 s)."""
+    """SIGTERM to the backend the add-on started, then wait for it to exit (SIGKILL after the grace)."""
 
     title = "Stopping the backend"
 
-    def __init__(self, grace: float = 15.0):
+    def __init__(self, grace: float = GRACE_SECONDS):
         super().__init__()
-        self._process = LINK.process
-        self._deadline = time.monotonic() + grace
-        if self._process is not None:
-            self._process.terminate()
+        self._stopping = LINK.stopping(grace)
 
     def step(self) -> bool:
-        if self._process is not None and not self._process.exited():
-            if time.monotonic() > self._deadline:
-                self._process.kill()
-            return False
-        LINK.forget_server()
-        return True
+        return self._stopping.step()
 
 
 class EstimateJob(Job):
@@ -123,7 +117,7 @@ class EstimateJob(Job):
             self.batch = client.submit_batch(self.options, [payload for _, payload, _ in self.sources])
         client.step()
         self.done = self.batch.done
-        if self.batch.finished and self.batch.state == "failed":
+        if self.batch.finished and self.batch.error is not None:      # the server is gone: all failed
             LINK.disconnected(self.batch.error, self.prefs.address)
             raise JobFailed(explain(self.batch.error, self.prefs.address, self.sources[0][0]))
         return self.batch.finished
@@ -141,6 +135,7 @@ def store_estimates(job: EstimateJob, save_mode: str) -> tuple[list[str], list[s
     assert job.batch is not None and job.batch.finished
     made, failed = [], []
     for (name, _, folder), result in zip(job.sources, job.batch.results):
+        assert result is not None           # a finished batch has every result
         if "error" in result:
             failed.append(explain(result["error"], job.prefs.address, name))
             continue

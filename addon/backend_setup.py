@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import environment
+from .backend_process import Stopping, launch
 from .client import ServerError
 from .client.launcher import ServerProcess
-from .jobs import Job, JobFailed
+from .job import Job, JobFailed
 from .link import LINK
+from .pip_progress import PipProgress
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 SUPPORTED = ((3, 11), (3, 12), (3, 13))
@@ -126,43 +128,6 @@ class Process:
                 self.popen.wait(3)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-
-
-class PipProgress:
-    """Reads pip's output: what it is collecting, downloading (and how far, with pip >= 24.1's
-    raw progress), installing.  `done`/`total`: packages collected, then installed."""
-
-    def __init__(self):
-        self.collected: list[str] = []
-        self.status = "resolving the packages"
-        self.total = 0
-        self.done = 0
-        self.downloaded_mb = 0.0
-        self._current = ""
-
-    def feed(self, line: str) -> None:
-        text = line.strip()
-        if match := re.match(r"(?:Collecting|Processing) (\S+)", text):
-            name = Path(match.group(1)).name.split("-")[0] if "/" in match.group(1) else match.group(1)
-            name = re.split(r"[<>=!~\[ ;]", name)[0]
-            self.collected.append(name)
-            self.done = len(self.collected)
-            self.status = f"collecting {name}"
-        elif match := re.match(r"Downloading (\S+) \(([\d.]+) (kB|MB|GB)\)", text):
-            size = float(match.group(2)) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[match.group(3)]
-            self.downloaded_mb += size
-            self._current = f"downloading {match.group(1).split('-')[0]} ({match.group(2)} {match.group(3)})"
-            self.status = self._current
-        elif match := re.match(r"Progress (\d+) of (\d+)", text):
-            if int(match.group(2)):
-                self.status = f"{self._current}, {100 * int(match.group(1)) // int(match.group(2))}%"
-        elif text.startswith("Using cached"):
-            self.status = f"using cached {text.split()[2].split('-')[0]}"
-        elif text.startswith("Installing collected packages:"):
-            names = [n.strip() for n in text.split(":", 1)[1].split(",") if n.strip()]
-            self.total, self.done = len(names), 0
-            large = " (PyTorch is large: a minute or more)" if "torch" in names else ""
-            self.status = f"installing {len(names)} packages{large}"
 
 
 def explain_pip_failure(output: list[str], *, offline: str, index: str) -> str:
@@ -266,8 +231,7 @@ class SetupJob(Job):
         self.server: ServerProcess | None = None
         self.started = self.server_started = time.monotonic()
         self.info: dict = {}
-        self._replacing: ServerProcess | None = None
-        self._deadline = 0.0
+        self._replacing: Stopping | None = None
         STATE.error, STATE.log_tail, STATE.running = "", [], True
         environment.marker(self.root).unlink(missing_ok=True)    # a re-run is not ready until it ends
         free = shutil.disk_usage(environment.user_folder()).free
@@ -418,23 +382,12 @@ class SetupJob(Job):
     def _step_start(self) -> bool:
         self.status = "starting the backend (loading the model)"
         if LINK.process is not None and self.server is None:   # one this add-on started before: replaced
-            if self._replacing is None:
-                self._replacing, self._deadline = LINK.process, time.monotonic() + 15
-                LINK.process.terminate()
-            if not LINK.process.exited():
-                if time.monotonic() > self._deadline:
-                    LINK.process.kill()
+            self._replacing = self._replacing or LINK.stopping()
+            if not self._replacing.step():
                 return False
-            LINK.forget_server()
         if self.server is None:
             log = environment.user_folder() / "backend.log"
-            import shlex
-            extra = shlex.split(self.prefs.backend_args)
-            if self.prefs.idle_timeout > 0:
-                extra += ["--idle-timeout", str(self.prefs.idle_timeout)]
-            self.server = ServerProcess(python=str(environment.python(self.root)), address=self.prefs.address,
-                                        extra_args=tuple(extra), log_path=log)
-            self.server.start()
+            self.server = launch(self.prefs, str(environment.python(self.root)), log)
             self.server_started = time.monotonic()
             self.log.write(f"\n[{time.strftime('%H:%M:%S')}] $ {' '.join(self.server.command)}\n")
         try:
@@ -452,8 +405,7 @@ class SetupJob(Job):
             return False
         # 5. ready: the marker, written last
         LINK.configure(self.prefs.address, self.prefs.timeout)      # first: a new address forgets old answers
-        LINK.process = self.server
-        LINK.connected(info)
+        LINK.adopt(self.server, info)
         self.info = info
         environment.write_marker({"python": str(environment.python(self.root)), "base_python": self.base,
                                   "torch_build": self.prefs.torch_build,
@@ -496,20 +448,14 @@ class RemoveJob(Job):
         self.trash: Path | None = None
         environment.marker(self.root).unlink(missing_ok=True)
         STATE.error, STATE.log_tail = "", []
-        if LINK.process is not None and str(self.root) in " ".join(LINK.process.command):
-            LINK.process.terminate()
-        self._stopping = LINK.process if LINK.process is not None and \
-            str(self.root) in " ".join(LINK.process.command) else None
-        self._deadline = time.monotonic() + 15
+        from_here = LINK.process is not None and str(self.root) in " ".join(LINK.process.command)
+        self._stopping = LINK.stopping() if from_here else None
 
     def step(self) -> bool:
         if self._stopping is not None:
             self.status = "stopping the backend"
-            if not self._stopping.exited():
-                if time.monotonic() > self._deadline:
-                    self._stopping.kill()
+            if not self._stopping.step():
                 return False
-            LINK.forget_server()
             self._stopping = None
         if self.process is None:
             if not self.root.exists():

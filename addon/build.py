@@ -11,7 +11,8 @@ which Blender would also offer to 3.11 (where it does not load), so the 3.13 zip
 26.4, the last release with cp313 wheels.
 
 Each zip stages the add-on's modules, the pure packages it shares with the backend
-(backend/client, backend/core: written once, shipped as they are), the shaders and the manifest
+(addon/client, addon/core and addon/shaders: links to backend/client, backend/core and shaders/,
+written once, shipped as folders), the manifest
 (version from backend/__init__.py, the wheels of that Python) and the backend as a wheel (a data
 file that Set Up Backend installs, built once for both), fetches the pyzmq wheels (from PyPI,
 once, into .cache/wheels), then validates and builds with Blender's own extension tool
@@ -46,6 +47,7 @@ class PythonBuild:
 
 
 BUILDS = (PythonBuild("3.11", "27.1.0", ""), PythonBuild("3.13", "26.4.0", "-python3.13"))
+SHARED = ("client", "core", "shaders")     # addon/<name>: links to the backend's packages
 
 
 def blender_ext() -> Path:
@@ -114,11 +116,12 @@ def stage(build: PythonBuild, backend_wheel: Path) -> None:
     for module in (ROOT / "addon").glob("*.py"):
         if module.name != "build.py":
             shutil.copy2(module, STAGE / module.name)
-    for package in ("client", "core"):      # pure code, shipped as it is
-        shutil.copytree(ROOT / "backend" / package, STAGE / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if (ROOT / "shaders").is_dir():
-        shutil.copytree(ROOT / "shaders", STAGE / "shaders", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in SHARED:      # pure code, shipped as it is (copytree follows the links)
+        source = ROOT / "addon" / package
+        if not (source / "__init__.py").is_file():
+            sys.exit(f"error: addon/{package} is not the link to the backend's package (a checkout without "
+                     f"symbolic links? git config core.symlinks true, then check out again)")
+        shutil.copytree(source, STAGE / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (STAGE / "wheels").mkdir()
     wheels = [fetch_wheel(build, tag) for tag in PLATFORM_TAGS.values()]
     for wheel in wheels:

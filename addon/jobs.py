@@ -1,7 +1,4 @@
-"""Long work in the add-on, done one way (the shape of Blender's extension manager, bl_pkg).
-
-A `Job` is work cut into non-blocking steps: `step()` does a little and says whether it is
-finished, `done` / `total` / `status` say how far it is, `cancel()` stops it.  `JobOperator`
+"""Running a Job (job.py: work cut into non-blocking steps) in Blender.  `JobOperator`
 runs one: in the UI on a modal timer - the runner owns the timer, the status-bar text, the
 progress bar and Esc, and removes all of them however the operator ends (finished, failed,
 Esc, or cancelled by Blender, e.g. when a file is loaded) - and in background Blender or the
@@ -9,41 +6,9 @@ bpy module, where timers never fire, by calling the same step in a loop.
 """
 from __future__ import annotations
 
-import time
-
 import bpy
 
-
-class JobFailed(Exception):
-    """A job cannot go on; the message is reported to the user as it is."""
-
-
-class Job:
-    """Subclasses implement `step()` (and `cancel()` when there is something to stop)."""
-
-    title = "Working"          # what the status bar says the add-on is doing
-
-    def __init__(self):
-        self.done = 0
-        self.total = 0
-        self.status = ""        # the current phase, e.g. "starting the backend"
-
-    def step(self) -> bool:
-        """Advance without blocking for long; True once finished.  Raises JobFailed."""
-        raise NotImplementedError
-
-    def cancel(self) -> None:
-        """Stop: what was asked of the backend is cancelled there too."""
-
-    def progress_text(self) -> str:
-        count = f" {self.done}/{self.total}" if self.total else ""
-        phase = f": {self.status}" if self.status else ""
-        return f"Face Normals - {self.title}{phase}{count}  (Esc to cancel)"
-
-    def run_blocking(self, poll_seconds: float = 0.02) -> None:
-        """Background mode: the same steps, one after another, until finished."""
-        while not self.step():
-            time.sleep(poll_seconds)
+from .job import Job, JobFailed
 
 
 class JobOperator:

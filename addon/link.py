@@ -4,11 +4,10 @@ backend_jobs.py drive it step by step."""
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 
 from . import environment
-
+from .backend_process import GRACE_SECONDS, Stopping, launch
 from .client import Client, ServerError, ServerUnavailable
 from .client.launcher import ServerProcess
 from .core.state import file_safe
@@ -63,12 +62,13 @@ class BackendLink:
             return
         python = python or environment.backend_python(prefs)
         log = os.path.join(tempfile.gettempdir(), f"face-normals-backend-{file_safe(prefs.address)}.log")
-        extra = shlex.split(prefs.backend_args)
-        if prefs.idle_timeout > 0:
-            extra += ["--idle-timeout", str(prefs.idle_timeout)]
-        self.process = ServerProcess(python=python, address=prefs.address, extra_args=tuple(extra),
-                                     log_path=log)
-        self.process.start()
+        self.process = launch(prefs, python, log)
+
+    def adopt(self, process: ServerProcess, info: dict) -> None:
+        """Take over a backend started elsewhere (Set Up Backend's), which has answered `info`:
+        stopped with the add-on from now on."""
+        self.process = process
+        self.connected(info)
 
     def server_ready(self, prefs) -> bool:
         """Non-blocking: has the server the add-on started answered yet?  Raises if it died."""
@@ -80,10 +80,15 @@ class BackendLink:
             self.configure(prefs.address, prefs.timeout)
         return info is not None
 
+    def stopping(self, grace: float = GRACE_SECONDS) -> Stopping:
+        """Stop the server the add-on started without blocking (step the result): forgotten once
+        it has exited."""
+        return Stopping(self.process, grace, then=self.forget_server)
+
     def stop_server(self) -> None:
         """Blocking (unregistering the add-on); the operators use backend_jobs.StopJob."""
         if self.process is not None:
-            self.process.stop()
+            self.process.stop(GRACE_SECONDS)
         self.forget_server()
 
     def forget_server(self) -> None:

@@ -6,9 +6,10 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import images, materials, preferences, projection
+from . import images, materials, preferences, projection, texels
 from .backend_jobs import EstimateJob, store_estimates
-from .jobs import Job, JobFailed, JobOperator
+from .job import Job, JobFailed
+from .jobs import JobOperator
 
 BLEND_MODES = [("FACING", "Blend by Facing", "Each photo weighted by how squarely its camera sees the surface"),
                ("FILL", "Fill Gaps", "Later photos fill only what the earlier ones did not see")]
@@ -111,7 +112,7 @@ class ProjectJob(Job):
         self.estimate = (EstimateJob(self.prefs, [images.estimate_source(bpy.data.images[p])
                                                   for p in dict.fromkeys(missing)], detect=True)
                          if missing else None)
-        self.surface: projection.Surface | None = None
+        self.surface: texels.Surface | None = None
         self.projections: list = []
         self.made = self.material = ""
         self.total = len(views) + 2
@@ -154,13 +155,13 @@ class ProjectJob(Job):
     def _store(self, obj) -> None:
         assert self.surface is not None
         uv_name = obj.data.uv_layers.active.name
-        normals, coverage, colour = projection.combine(self.projections, self.blend)
-        normals = projection.grow(normals, self.surface.covered)
+        normals, coverage, colour = texels.combine(self.projections, self.blend)
+        normals = texels.grow(normals, self.surface.covered)
         made = images.store_normal_map(f"{obj.name}_projected_normal", normals)
         material = _material(obj)
         materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
         if colour is not None:
-            rgba = np.dstack([projection.grow(colour, self.surface.covered), coverage])
+            rgba = np.dstack([texels.grow(colour, self.surface.covered), coverage])
             materials.apply_base_colour(material, images.store_colour(f"{obj.name}_projected_colour", rgba),
                                         uv_map=uv_name)
         self.made, self.material = made.name, material.name

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                                "(default out/portrait_sheet.png)")
     evaluate.add_argument("--previous", help="also score this earlier model in the same run, on the "
                                              "synthetic people and the portraits (default: backend/weights/"
-                                             "face_normals_previous.safetensors when it exists)")
+                                             "face_normals_previous.safetensors of a source checkout; "
+                                             "the wheel does not ship it)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=run_evaluate)
 

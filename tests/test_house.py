@@ -7,6 +7,9 @@
     server -> estimator, core, client.protocol
     training -> estimator, core, shaders
     benchmarks, cli, demo, tools -> anything (they drive the rest); nothing imports them but the tests
+
+addon/client, addon/core and addon/shaders are links to the backend's packages (one copy of the
+code, shipped in the add-on's zip as folders); the add-on's bpy-free modules import no Blender module.
 """
 import ast
 import sys
@@ -25,6 +28,9 @@ ALLOWED = {
     "addon": {"client", "client.protocol", "core", "shaders"},
 }
 DRIVERS = {"benchmarks", "cli", "demo", "tools", "__main__"}
+SHARED = {"client": ROOT / "backend" / "client", "core": ROOT / "backend" / "core", "shaders": ROOT / "shaders"}
+BLENDER = {"bpy", "bmesh", "mathutils", "gpu", "gpu_extras"}
+BPY_FREE = {"job", "pip_progress", "texels", "backend_process", "png"}    # addon/<name>.py
 CORE_THIRD_PARTY = {"numpy"}
 
 
@@ -128,3 +134,35 @@ def test_no_two_modules_import_each_other_even_for_types():
              for source, targets in graph.items()}
     knots = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, ()))
     assert not knots
+
+
+@pytest.mark.parametrize("package", sorted(SHARED))
+def test_the_addons_shared_packages_are_the_backends_own(package):
+    """A link, not a copy: the add-on and the backend cannot drift apart."""
+    link = ROOT / "addon" / package
+    assert link.is_symlink() and link.resolve() == SHARED[package].resolve()
+
+
+def test_the_addons_bpy_free_modules_import_no_blender_module():
+    """Nor any add-on module that does (the closure over the add-on's own imports), so they
+    import and are tested without Blender."""
+    def blender_free(name: str, seen: frozenset = frozenset()) -> bool:
+        for module in imports(ROOT / "addon" / f"{name}.py"):
+            parts = module.split(".")
+            if parts[0] in BLENDER:
+                return False
+            own = parts[1] if parts[0] == "addon" and len(parts) > 1 else None
+            if own and own not in SHARED and own not in seen and (ROOT / "addon" / f"{own}.py").is_file() \
+                    and not blender_free(own, seen | {name}):
+                return False
+        return True
+    assert [name for name in sorted(BPY_FREE) if not blender_free(name)] == []
+
+
+def test_the_addon_imports_blender_only_when_registered():
+    """Its package's module level imports no Blender module (register() does), so importing one
+    of its bpy-free modules does not start Blender."""
+    tree = ast.parse((ROOT / "addon" / "__init__.py").read_text())
+    top = [alias.name for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+           for alias in node.names] + [node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert not {name.split(".")[0] for name in top} & BLENDER

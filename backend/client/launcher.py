@@ -94,11 +94,18 @@ class ServerProcess:
         if not self.terminate() or self.process is None:
             return None
         deadline = time.monotonic() + timeout
-        while not self.exited():
-            if time.monotonic() > deadline:
-                self.kill()
+        while not self.stopped(deadline):
             time.sleep(0.02)
         return self.process.returncode
+
+    def stopped(self, deadline: float) -> bool:
+        """Non-blocking, after `terminate()`: has the process exited?  SIGKILL once `deadline`
+        (a time.monotonic() value) has passed.  The add-on steps this from a timer."""
+        if self.exited():
+            return True
+        if time.monotonic() > deadline:
+            self.kill()
+        return False
 
     def terminate(self) -> bool:
         """Non-blocking: SIGTERM (the server answers or cancels what it holds, then exits; see
