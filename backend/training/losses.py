@@ -94,6 +94,12 @@ def photometric(image: torch.Tensor, albedo: torch.Tensor, normals: torch.Tensor
     logarithmically, so highlights, cast shadows, hair and make-up
     that the model cannot explain pull little while the bulk of the skin decides.  0 at a
     perfect explanation."""
-    rendered = albedo * shading(normals, light).clamp_min(0)
-    residual = torch.log(srgb_to_linear(image) + eps) - torch.log(rendered + eps)
+    residual = photometric_residual(image, albedo, normals, light, eps)
     return _masked_mean(torch.log1p((residual / spread) ** 2).mean(1, keepdim=True), mask)
+
+
+def photometric_residual(image: torch.Tensor, albedo: torch.Tensor, normals: torch.Tensor,
+                         light: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """(B, 3, H, W) log(linear photo) - log(albedo * shading): 0 where the model explains it."""
+    rendered = albedo * shading(normals, light).clamp_min(0)
+    return torch.log(srgb_to_linear(image) + eps) - torch.log(rendered + eps)
