@@ -138,7 +138,8 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
     run = {name: runner(net, device) for name, net in nets.items()}
     scale = size / 512
     spread_people = min(spread_people, people)
-    jobs = [(i, framing, None, False) for i in range(people) for framing in FRAMINGS]
+    jobs: list[tuple[int, str, int | None, bool]] = [
+        (i, framing, None, False) for i in range(people) for framing in FRAMINGS]
     jobs += [(i, "face", None, True) for i in range(people)]
     jobs += [(i, "face", 7_500_000 + 100 * i + k, False) for i in range(spread_people) for k in range(lights)]
     samples = iter(render_tests(data, jobs, size, workers))
@@ -179,7 +180,7 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
             pigment.setdefault(name, []).append(moved)
     rows += [{"table": "pigment", "name": name, "mean": float(np.concatenate(e).mean())} for name, e in pigment.items()]
     spread: dict[str, list] = {}
-    for i in range(spread_people):
+    for _ in range(spread_people):
         lit = [next(samples) for _ in range(lights)]
         mask = np.prod([s.mask for s in lit], axis=0)
         if (mask > 0.5).sum() < 16:

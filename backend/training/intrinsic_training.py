@@ -209,10 +209,11 @@ def supervised(out: dict[str, torch.Tensor], truth: dict[str, torch.Tensor], rec
 
 
 def distillation(out: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """The fast model's outputs against the quality model's (no gradient to the teacher)."""
     normals = F.normalize(out["normals"].float(), dim=1)
-    return (losses.angular(normals, teacher["normals"], mask)
-            + losses._masked_mean((out["albedo"].float() - teacher["albedo"]).abs().mean(1, keepdim=True), mask)
-            + (out["light"].float() - teacher["light"]).abs().mean() / teacher["light"][:, 0].abs().mean().clamp_min(1e-3))
+    albedo = (out["albedo"].float() - teacher["albedo"]).abs().mean(1, keepdim=True)
+    light = (out["light"].float() - teacher["light"]).abs().mean() / teacher["light"][:, 0].abs().mean().clamp_min(1e-3)
+    return losses.angular(normals, teacher["normals"], mask) + losses.masked_mean(albedo, mask) + light
 
 
 def unpaired(model: IntrinsicNet, faces: torch.Tensor, others: torch.Tensor, oval: torch.Tensor,
@@ -264,8 +265,9 @@ def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: boo
     optimizers = {name: torch.optim.AdamW(net.parameters(), recipe.learning_rate, weight_decay=1e-4)
                   for name, net in nets.items()}
     checkpoints = {name: Checkpoint(output, name) for name in SIZES}
-    done = [checkpoints[name].load(nets[name], optimizers[name]) for name in SIZES] if resume else [None, None]
-    first = 0 if done[0] is None or done[1] is None else min(done) + 1   # type: ignore[type-var]
+    done = [checkpoints[name].load(nets[name], optimizers[name]) for name in SIZES] if resume else []
+    finished = [step for step in done if step is not None]
+    first = min(finished) + 1 if finished and len(finished) == len(SIZES) else 0
     if resume and first == 0:
         logger.info("no checkpoint in %s: starting from the beginning", output)
     log = Log(output / "log.jsonl", keep=first > 0)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from ..core import sh
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
@@ -16,7 +16,7 @@ def angular(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torc
     not 1 - cos (~angle^2 / 2): that one lets the few worst pixels outweigh the many nearly-right
     ones and trained to a worse mean and median in equal steps (20.4 vs 21.0 degrees mean)."""
     cosine = (pred * truth).sum(1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)
-    return _masked_mean(torch.acos(cosine), mask)
+    return masked_mean(torch.acos(cosine), mask)
 
 
 def gradient(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -26,7 +26,7 @@ def gradient(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> tor
     for dim in (-1, -2):
         d_pred, d_truth = torch.diff(pred, dim=dim), torch.diff(truth, dim=dim)
         both = mask.narrow(dim, 0, mask.shape[dim] - 1) * mask.narrow(dim, 1, mask.shape[dim] - 1)
-        total = total + _masked_mean((d_pred - d_truth).abs().sum(1, keepdim=True), both)
+        total = total + masked_mean((d_pred - d_truth).abs().sum(1, keepdim=True), both)
     return total
 
 
@@ -65,8 +65,8 @@ def albedo(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch
     """L1 between the scaled predicted albedo and the truth over the mask, relative to the
     truth's mean (so dark and light skins weigh alike)."""
     scale = channel_scale(pred, truth, mask)
-    error = _masked_mean((scale * pred - truth).abs().mean(1, keepdim=True), mask)
-    return error / _masked_mean(truth.mean(1, keepdim=True), mask).clamp_min(1e-3)
+    error = masked_mean((scale * pred - truth).abs().mean(1, keepdim=True), mask)
+    return error / masked_mean(truth.mean(1, keepdim=True), mask).clamp_min(1e-3)
 
 
 def light(pred: torch.Tensor, truth: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ def photometric(image: torch.Tensor, albedo: torch.Tensor, normals: torch.Tensor
     that the model cannot explain pull little while the bulk of the skin decides.  0 at a
     perfect explanation."""
     residual = photometric_residual(image, albedo, normals, light, eps)
-    return _masked_mean(torch.log1p((residual / spread) ** 2).mean(1, keepdim=True), mask)
+    return masked_mean(torch.log1p((residual / spread) ** 2).mean(1, keepdim=True), mask)
 
 
 def photometric_residual(image: torch.Tensor, albedo: torch.Tensor, normals: torch.Tensor,

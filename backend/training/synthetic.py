@@ -104,8 +104,7 @@ def sample_view(rng: np.random.Generator, size: int, framing: str = "face") -> V
     head = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
                     float(np.clip(roll, -15, 15)))
     distance = math.exp(rng.uniform(math.log(45), math.log(250)))
-    fill = {"face": (0.5, 0.9), "person": PERSON_FILL, "body": BODY_FILL}[framing]
-    fill = rng.uniform(*fill)
+    fill = float(rng.uniform(*{"face": (0.5, 0.9), "person": PERSON_FILL, "body": BODY_FILL}[framing]))
     off_axis = np.radians(rng.uniform(-12, 12, 2))
     shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * (0.35 if framing == "face" else 0.1)
     if framing != "face":
