@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..core import frames
-from . import geometry
+from . import geometry, models
 from .detection import Face, FaceDetector
 from .image_io import MAX_PIXELS, read_image
 from .networks import mirror_averaged
@@ -73,13 +73,15 @@ class Job:
 
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
-                 max_pixels: int = MAX_PIXELS, mirror_average: bool = False):
+                 max_pixels: int = MAX_PIXELS, mirror_average: bool = False, model: str | None = None):
         """mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
-        give a photo and its mirror image the same normals)."""
+        give a photo and its mirror image the same normals).  model: a v3 model by name ("fast",
+        "quality"; estimator/models), its weights from backend/weights (WeightsError until v3
+        weights ship); None: the shipped 8th model (or `weights`)."""
         self.device = pick_device(device)
-        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
-        self.model = load_model(self.weights, self.device)
+        self.weights = models.weights_path(model) if model else Path(weights) if weights else DEFAULT_WEIGHTS
+        self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.detector = FaceDetector(device=self.device)
         self.segmenter = PersonSegmenter(device=self.device)
@@ -188,5 +190,8 @@ class Estimator:
         """(N, S, S, 3) float crops in [0, 1] -> (N, S, S, 3) unit normals."""
         tensor = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(self.device)
         tensor = tensor.float()
-        normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
+        if isinstance(self.model, models.IntrinsicNet):   # v3: albedo and light too (normals used so far)
+            normals = self.model(tensor)["normals"]
+        else:
+            normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
         return normals.permute(0, 2, 3, 1).float().cpu().numpy()

@@ -23,6 +23,8 @@ from torch import nn
 from ..weights import WeightsError
 from .intrinsic import IntrinsicConfig, IntrinsicNet
 
+__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "load_model", "save_model", "weights_path"]
+
 FORMAT = "face-intrinsics/1"
 WEIGHTS_FOLDER = Path(__file__).resolve().parent.parent.parent / "weights"
 ARCHITECTURES = {"intrinsic": (IntrinsicNet, IntrinsicConfig)}
