@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     keys.set_defaults(run=run_keys)
 
     train = commands.add_parser("train", help="render synthetic pairs and train both networks")
-    train.add_argument("--data", required=True, help="the ICT-FaceKit folder")
+    train.add_argument("--data", help="the ICT-FaceKit folder (needed unless --recipe is given)")
+    train.add_argument("--recipe", choices=("gpu", "tiny"),
+                       help="train the v3 models (fast and quality) by a prepared recipe: renders, "
+                            "trains, evaluates and writes everything into --output (a folder); gpu: "
+                            "the ~9-minute run for one large GPU; tiny: the same path in seconds")
+    train.add_argument("--inputs", help="with --recipe: the folder tools/pack_training_inputs.py wrote "
+                                        "(the head model and the packed portraits)")
     train.add_argument("--photos", help="a folder of real face photos for the unpaired path")
     train.add_argument("--portraits", help="the real portrait folder (../shared/data/portraits): its "
                        "training side of the fixed split joins the unpaired path")
@@ -106,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                                              "synthetic people and the portraits (default: backend/weights/"
                                              "face_normals_previous.safetensors of a source checkout; "
                                              "the wheel does not ship it)")
+    evaluate.add_argument("--models", nargs="+", default=[],
+                          help="with --data: also the v3 rows (sharpness, albedo, lighting, pigment, "
+                               "cost) for these weights files or v3 names (fast, quality), beside the "
+                               "shipped model")
+    evaluate.add_argument("--v3-people", type=int, default=40, help="test people of the v3 rows (default 40)")
+    evaluate.add_argument("--v3-size", type=int, default=512, help="render side of the v3 rows (default 512)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -138,6 +150,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if not args.json:
             print(format_table(report))
             print(f"contact sheet: {args.sheet}")
+        if args.models:
+            from .estimator import models
+            from .training.intrinsic_evaluation import evaluate_models, format_rows
+
+            named = {"shipped model": weights, **{name: models.weights_path(name) if name in models.SIZES
+                                                  else Path(name) for name in args.models}}
+            try:
+                output["v3"] = evaluate_models(named, Path(args.data), people=args.v3_people, size=args.v3_size)
+            except WeightsError as error:
+                return _fail(str(error))
+            if not args.json:
+                print(format_rows(output["v3"]))
     if args.portraits:
         from .training.consistency import evaluate_portraits, format_portrait_table
         from .training.portraits import PortraitSplitError
@@ -184,6 +208,10 @@ def run_train(args: argparse.Namespace) -> int:
     from .training.portraits import PortraitSplitError
     from .training.train import TrainingDataError, train
 
+    if args.recipe:
+        return run_recipe(args)
+    if not args.data:
+        return _fail("give --data (the ICT-FaceKit folder), or --recipe with --inputs")
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
               if getattr(args, f.name) is not None}
     settings = TrainSettings(**{**(SMOKE if args.smoke else {}), **chosen})
@@ -195,6 +223,22 @@ def run_train(args: argparse.Namespace) -> int:
                        portraits=Path(args.portraits) if args.portraits else None,
                        init=Path(args.init) if args.init else None, resume=args.resume)
     except (FaceKitError, WeightsError, TrainingDataError, PortraitSplitError) as error:
+        return _fail(str(error))
+    print(json.dumps(report["timings_s"]))
+    return 0
+
+
+def run_recipe(args: argparse.Namespace) -> int:
+    from .training.facekit import FaceKitError
+    from .training.intrinsic_training import train_intrinsic
+    from .training.train import TrainingDataError
+
+    if not args.inputs:
+        return _fail("--recipe needs --inputs (the folder tools/pack_training_inputs.py wrote)")
+    _log_to_stdout()
+    try:
+        report = train_intrinsic(args.recipe, Path(args.inputs), Path(args.output), resume=args.resume)
+    except (FaceKitError, TrainingDataError) as error:
         return _fail(str(error))
     print(json.dumps(report["timings_s"]))
     return 0

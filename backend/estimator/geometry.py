@@ -27,6 +27,9 @@ CROP_SIDE = 3.86
 # the face crop's side, its centre PERSON_DOWN of the face crop's side further down the face.
 PERSON_ZOOM = 1.9
 PERSON_DOWN = 0.245
+# The upper-body crop likewise (the face 16-24% of its side, its centre a face height down)
+BODY_ZOOM = 3.5
+BODY_DOWN = 0.7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,15 @@ def crop_for_person(face: Face) -> Crop:
     down = np.array([math.sin(a), math.cos(a)])
     return Crop.around(np.array(crop.centre) + PERSON_DOWN * crop.side * down, PERSON_ZOOM * crop.side,
                        face.roll)
+
+
+def crop_for_body(face: Face) -> Crop:
+    """The upper-body crop of a face's person (the v3 models' third pass; training/synthetic.py's
+    "body" framing: the face 16-24% of the side, the centre a face height below the face)."""
+    crop = crop_for_face(face)
+    a = math.radians(face.roll)
+    down = np.array([math.sin(a), math.cos(a)])
+    return Crop.around(np.array(crop.centre) + BODY_DOWN * crop.side * down, BODY_ZOOM * crop.side, face.roll)
 
 
 def crop_whole_image(height: int, width: int) -> Crop:

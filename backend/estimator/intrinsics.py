@@ -65,7 +65,7 @@ def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, see
     usable = region & (linear.max(-1) < 0.98) & (linear.min(-1) > 0.002)   # not clipped, not black
     where = np.flatnonzero(usable)
     if len(where) < 50:      # nothing to read the light from: even light from the front
-        return Light(sh.distant_light((0, 0, 1), (1, 1, 1)) / 1.0625, np.array([0, 0, 1.0], np.float32), "fitted")
+        return Light(sh.project_light((0, 0, 1), (1, 1, 1)), np.array([0, 0, 1.0], np.float32), "fitted")
     if len(where) > FIT_PIXELS:
         where = np.random.default_rng(seed).choice(where, FIT_PIXELS, replace=False)
     flat_normals, values = normals.reshape(-1, 3)[where], linear.reshape(-1, 3)[where]

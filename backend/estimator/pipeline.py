@@ -30,7 +30,7 @@ from ..core import frames
 from ..core.encoding import mask_to_uint8, normals_to_uint16
 from ..core.images import ImageSizeError, check_image_size
 from ..core.options import EstimateOptions
-from . import geometry, intrinsics
+from . import geometry, intrinsics, models
 from .detection import FaceDetector
 from .faces import Face
 from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, read_image, to_rgb_float
@@ -159,14 +159,16 @@ class Job:
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
                  max_pixels: int = MAX_PIXELS, mirror_average: bool = False,
-                 crops_per_pass: int = CROPS_PER_PASS):
+                 crops_per_pass: int = CROPS_PER_PASS, model: str | None = None):
         """max_pixels: larger photos are refused (too_large) before they are decoded.
         mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
-        give a photo and its mirror image the same normals)."""
+        give a photo and its mirror image the same normals).  model: a v3 model by name ("fast",
+        "quality"; estimator/models), its weights from backend/weights (WeightsError until v3
+        weights ship); None: the shipped 8th model (or `weights`)."""
         self.device = pick_device(device)
-        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
-        self.model = load_model(self.weights, self.device)
+        self.weights = models.weights_path(model) if model else Path(weights) if weights else DEFAULT_WEIGHTS
+        self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.detector = FaceDetector(device=self.device)
         self.segmenter = PersonSegmenter(device=self.device)
@@ -368,5 +370,8 @@ class Estimator:
         """(N, S, S, 3) float crops in [0, 1] -> (N, S, S, 3) unit normals."""
         tensor = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(self.device)
         tensor = tensor.float()
-        normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
+        if isinstance(self.model, models.IntrinsicNet):   # v3: albedo and light too (normals used so far)
+            normals = self.model(tensor)["normals"]
+        else:
+            normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
         return normals.permute(0, 2, 3, 1).float().cpu().numpy()

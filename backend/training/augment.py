@@ -12,9 +12,9 @@ import torch.nn.functional as F
 def photometric(image: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) sRGB in [0, 1]: per image exposure and gamma, per channel gain."""
     b = image.shape[0]
-    exposure = torch.exp(torch.randn(b, 1, 1, 1) * 0.2)
-    balance = torch.exp(torch.randn(b, 3, 1, 1) * 0.05)
-    gamma = torch.exp(torch.randn(b, 1, 1, 1) * 0.15)
+    exposure = torch.exp(torch.randn(b, 1, 1, 1) * 0.2).to(image.device)
+    balance = torch.exp(torch.randn(b, 3, 1, 1) * 0.05).to(image.device)
+    gamma = torch.exp(torch.randn(b, 1, 1, 1) * 0.15).to(image.device)
     return (image * exposure * balance).clamp(1e-4, 1) ** gamma
 
 
@@ -43,7 +43,7 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
     import cv2
     import numpy as np
 
-    pixels = (image.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    pixels = (image.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
     decoded = [cv2.imdecode(cv2.imencode(".jpg", p[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
                             cv2.IMREAD_COLOR)[..., ::-1] for p in pixels]
-    return torch.from_numpy(np.stack(decoded).copy()).permute(0, 3, 1, 2).float() / 255
+    return torch.from_numpy(np.stack(decoded).copy()).permute(0, 3, 1, 2).to(image.device).float() / 255

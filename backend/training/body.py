@@ -160,9 +160,10 @@ GARMENTS = ("round neck", "v neck", "collar", "turtleneck", "jacket")
 def torso(rng: np.random.Generator, turn: np.ndarray) -> Part:
     """Shoulders and chest from the neck down, in a garment with folds, turned by `turn` (3x3)
     about the neck: a superellipse cross-section growing from the neck to the shoulders."""
-    rows, columns = 44, 96
-    length = 38.0
-    t = np.linspace(0, 1, rows)[:, None]                      # 0 at the neck, 1 at the bottom
+    rows, columns = 70, 96
+    length = 38.0     # cm: t runs in these units (neckline, folds and lapels are drawn in them)...
+    t = np.linspace(0, 60 / length, rows)[:, None]            # ...from 0 at the neck to the waist, 60 cm
+                                                              # down (the body crop shows the chest)
     around = np.linspace(0, 2 * math.pi, columns, endpoint=False)[None]   # 0 at the front (+z)
     neck = rng.uniform(6.5, 7.5)
     shoulders = rng.uniform(17, 23)

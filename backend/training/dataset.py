@@ -16,9 +16,12 @@ from torch.utils.data import Dataset
 
 from ..estimator.networks import mirrored_normals
 from .facekit import FaceKit
+from shaders.relight import linear_to_srgb
+
 from .synthetic import RENDER_VERSION, FaceRenderer
 
 FILES = ("images", "normals", "masks")
+TRUTH = ("albedo", "light")   # since render version 7: albedo (sRGB-encoded uint8), SH light (9, 3)
 _renderer: FaceRenderer | None = None
 
 
@@ -34,7 +37,22 @@ def _render(seed: int):
     normals = np.round(sample.normals * 32767).astype(np.int16)
     masks = ((sample.mask > 0.5).astype(np.uint8) | ((sample.valid > 0.5).astype(np.uint8) << 1)
              | ((sample.subject > 0.5).astype(np.uint8) << 2))
-    return image, normals, masks
+    albedo = np.round(linear_to_srgb(sample.albedo) * 255).astype(np.uint8)
+    return image, normals, masks, albedo, sample.light
+
+
+def render_test(job: tuple[int, str, int | None, bool]):
+    """A held-out test person's render in a worker: (index, framing, light seed, painted)."""
+    assert _renderer is not None, "_start_worker runs first in each worker"
+    index, framing, light_seed, paint = job
+    return _renderer.test_sample(index, framing, light_seed=light_seed, paint=paint)
+
+
+def render_tests(data: str | Path, jobs: list, size: int, workers: int | None = None) -> list:
+    """Test renders (render_test's jobs) on every core, in the jobs' order."""
+    with multiprocessing.get_context("fork").Pool(workers or os.cpu_count() or 1, _start_worker,
+                                                  (str(data), size)) as pool:
+        return pool.map(render_test, jobs, chunksize=2)
 
 
 def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int = 256,
@@ -51,12 +69,14 @@ def build_cache(data: str | Path, folder: str | Path, count: int, *, size: int =
         "images": np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, (count, size, size, 3)),
         "normals": np.lib.format.open_memmap(folder / "normals.npy", "w+", np.int16, (count, size, size, 3)),
         "masks": np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8, (count, size, size)),
+        "albedo": np.lib.format.open_memmap(folder / "albedo.npy", "w+", np.uint8, (count, size, size, 3)),
+        "light": np.lib.format.open_memmap(folder / "light.npy", "w+", np.float32, (count, 9, 3)),
     }
     workers = workers or os.cpu_count() or 1
     seeds = range(first_seed, first_seed + count)
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (str(data), size)) as pool:
         for i, sample in enumerate(pool.imap(_render, seeds, chunksize=8)):
-            for name, value in zip(FILES, sample):
+            for name, value in zip(FILES + TRUTH, sample):
                 arrays[name][i] = value
             if progress:
                 progress(i + 1, count)

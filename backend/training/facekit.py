@@ -34,8 +34,9 @@ class FaceKit:
                                f"e.g. ../shared/data/ict_facekit)")
         data = np.load(path)
         self.neutral = data["neutral"]
-        self.identity_basis = data["id_basis"].reshape(len(data["id_basis"]), -1)
-        self.expression_basis = data["expr_basis"].reshape(len(data["expr_basis"]), -1)
+        # float32 whatever the file holds (tools/pack_training_inputs.py packs them in float16)
+        self.identity_basis = data["id_basis"].reshape(len(data["id_basis"]), -1).astype(np.float32)
+        self.expression_basis = data["expr_basis"].reshape(len(data["expr_basis"]), -1).astype(np.float32)
         self.expression_names = [str(n) for n in data["expr_names"]]
         self.material_names = [str(n) for n in data["material_names"]]
         visible = ~np.isin(data["material_names"][data["tri_material"]], HIDDEN_MATERIALS)

@@ -9,10 +9,19 @@ over the test people, measured.  For a face on the axis the two spaces are the s
 
 The mesh is smooth and untextured, so everything a photo has beyond its shape is made up here:
 mesoscale skin relief (pores, wrinkles, creases) as a height field in the face's UV space that bends
-BOTH the shading normals and the ground-truth normals; procedural albedo; SH environments plus
-directional lights with screen-space cast shadows, specular and subsurface-like softening; hair,
+BOTH the shading normals and the ground-truth normals; procedural albedo; lighting; hair,
 backgrounds, occluders; and a camera (white balance, tone curve, blur, noise, JPEG).
-Each sample is a pure function of its seed.
+Each sample is a pure function of its seed (the light and camera of its light seed).
+
+The diffuse lighting is second-order spherical harmonics (core/sh.py): a coloured SH environment
+plus a few key lights, each projected onto SH exactly, so the whole diffuse light is one set of 9
+RGB coefficients, saved with every render as its truth (turned into the normals' view space, in
+the units of the photo's linear values: white balance and exposure folded in) beside the albedo
+(linear RGB).  Where nothing else acts, linear photo = albedo * sh.shade(normals, light).  What
+SH cannot hold stays as the residual a photometric loss must tolerate: the key lights' cast
+shadows (screen space), their specular highlights, the subsurface-like softening of skin's
+shading, the mouth's darkness, and the camera's tone curve (gamma 1.8-2.6, not sRGB's), blur,
+noise and JPEG; an 8% share of photos are grey.
 """
 from __future__ import annotations
 
@@ -22,9 +31,9 @@ import math
 import cv2
 import numpy as np
 
-from shaders.relight import sh_irradiance
+from shaders.relight import linear_to_srgb
 
-from ..core import frames
+from ..core import frames, sh
 from . import body
 from .facekit import FaceKit, Person, held_out_person, training_person
 from .rasterize import rasterize
@@ -32,7 +41,8 @@ from .rasterize import rasterize
 UV_SIZE = 512          # the face tile's relief is drawn at this resolution, its colour at half
 FACE_HEIGHT_CM = 18.0  # chin to hairline of the mean head: sets how much of the crop a face fills
 FACE_CENTRE = np.array([0.0, 1.5, 9.0], np.float32)  # of the neutral head, cm
-RENDER_VERSION = 6     # bump when renders change: the training cache (dataset.py) keys on it
+RENDER_VERSION = 7     # bump when renders change: the training cache (dataset.py) keys on it
+                       # (7: SH diffuse lighting, albedo and light saved, the body framing)
 
 # The head model's 68 landmarks (iBUG numbering, facekit.landmark_vertices), by what they mark
 JAW_RIGHT, CHIN, JAW_LEFT, LOWER_LIP = 4, 8, 12, 57      # right/left: the subject's
@@ -50,6 +60,9 @@ class Sample:
     valid: np.ndarray     # (S, S) float32, 1 wherever the normals are exact: the whole person but
                           # the mouth's inside and loose strands or objects drawn over it
     subject: np.ndarray   # (S, S) float32, 1 on the person (head, hair, clothes, glasses, hands)
+    albedo: np.ndarray    # (S, S, 3) float32 linear RGB, the person's colour without light (0 off it)
+    light: np.ndarray     # (9, 3) float32 SH coefficients of the diffuse light (core/sh.py), view
+                          # space, in the photo's linear units (see the module's docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,27 +84,31 @@ class View:
         return frames.turn_from_z(unit(-self.face_centre())).astype(np.float32)
 
 
-# The two framings the pipeline cuts (estimator/geometry.py): a face crop, the face 50-90% of its
-# side, and a head-and-shoulders crop, the face 28-45% of it, centred PERSON_DOWN face heights
-# below the face centre.
+# The framings the pipeline cuts (estimator/geometry.py): a face crop, the face 50-90% of its
+# side, a head-and-shoulders crop, the face 28-45% of it, centred PERSON_DOWN face heights
+# below the face centre, and an upper-body crop, the face 16-24% of it, BODY_DOWN face heights down.
 PERSON_FILL = (0.28, 0.45)
 PERSON_DOWN = 0.35
+BODY_FILL = (0.16, 0.24)
+BODY_DOWN = 1.0
+FRAMINGS = ("face", "person", "body")
 
 
 def sample_view(rng: np.random.Generator, size: int, framing: str = "face") -> View:
     """Head pose (yaw up to 60 degrees, pitch 30, roll 15) and a portrait camera: selfie to
-    telephoto distance, the face filling 50-90% of the crop ("face") or 28-45% of a crop reaching
-    down to the shoulders ("person"), anywhere in the photo."""
+    telephoto distance, the face filling 50-90% of the crop ("face"), 28-45% of a crop reaching
+    down to the shoulders ("person") or 16-24% of one reaching down the chest ("body"), anywhere
+    in the photo."""
     yaw = rng.normal(0, 20) if rng.random() < 0.7 else rng.uniform(-60, 60)
     pitch, roll = rng.normal(0, 10), rng.normal(0, 6)
     head = rotation(float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -30, 30)),
                     float(np.clip(roll, -15, 15)))
     distance = math.exp(rng.uniform(math.log(45), math.log(250)))
-    fill = rng.uniform(0.5, 0.9) if framing == "face" else rng.uniform(*PERSON_FILL)
+    fill = float(rng.uniform(*{"face": (0.5, 0.9), "person": PERSON_FILL, "body": BODY_FILL}[framing]))
     off_axis = np.radians(rng.uniform(-12, 12, 2))
     shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * (0.35 if framing == "face" else 0.1)
-    if framing == "person":
-        shift[1] -= PERSON_DOWN * fill * size
+    if framing != "face":
+        shift[1] -= (PERSON_DOWN if framing == "person" else BODY_DOWN) * fill * size
     return View(head, distance, fill, off_axis, shift)
 
 
@@ -170,9 +187,12 @@ def _bezier(p0, p1, p2, n=12) -> np.ndarray:
 
 
 class FaceRenderer:
-    def __init__(self, facekit: FaceKit, size: int = 256):
+    def __init__(self, facekit: FaceKit, size: int = 256, *, plain_camera: bool = False):
+        """plain_camera: exposure and an exact sRGB encoding only (no white balance, tone curve,
+        blur, noise or JPEG): the photometric model's own camera, for checking it."""
         self.kit = facekit
         self.size = size
+        self.plain_camera = plain_camera
         self.noise = NoiseBank()
         self.lm = facekit.landmark_uv
         m = facekit.material
@@ -200,16 +220,25 @@ class FaceRenderer:
 
     # --- public ------------------------------------------------------------------------------
     def training_sample(self, seed: int) -> Sample:
-        framing = "person" if np.random.default_rng([seed, 3]).random() < 0.4 else "face"
+        """Face crops 55%, head-and-shoulders 30%, upper body 15%."""
+        pick = np.random.default_rng([seed, 3]).random()
+        framing = "face" if pick < 0.55 else "person" if pick < 0.85 else "body"
         return self.render(training_person(self.kit, seed), seed, framing)
 
-    def test_sample(self, index: int, framing: str = "face") -> Sample:
+    def test_sample(self, index: int, framing: str = "face", *, light_seed: int | None = None,
+                    paint: bool = False) -> Sample:
         person, seed = held_out_person(self.kit, index)
-        return self.render(person, seed, framing)
+        return self.render(person, seed, framing, light_seed=light_seed, paint=paint)
 
-    def render(self, person: Person, seed: int, framing: str = "face") -> Sample:
+    def render(self, person: Person, seed: int, framing: str = "face", *, light_seed: int | None = None,
+               paint: bool = False) -> Sample:
+        """light_seed: draw the light and camera from this seed instead (the same person, pose,
+        skin and surroundings under another light); paint: freckles and lipstick painted on
+        (pigment only: everything else, relief included, stays as it was)."""
         rng = np.random.default_rng([seed, 2])
-        return self.render_view(person, sample_view(rng, self.size, framing), rng)
+        light_rng = np.random.default_rng([seed if light_seed is None else light_seed, 4])
+        paint_rng = np.random.default_rng([seed, 6]) if paint else None
+        return self.render_view(person, sample_view(rng, self.size, framing), rng, light_rng, paint_rng)
 
     def _body_parts(self, rng, vertices, normals_model) -> list[body.Part]:
         """Hair, torso, and sometimes glasses and a hand, for this head."""
@@ -233,7 +262,12 @@ class FaceRenderer:
             parts.append(body.hand(rng, vertices[lm[rng.choice([CHIN, JAW_RIGHT, JAW_LEFT])]]))
         return parts
 
-    def render_view(self, person: Person, view: View, rng: np.random.Generator) -> Sample:
+    def render_view(self, person: Person, view: View, rng: np.random.Generator,
+                    light_rng: np.random.Generator | None = None,
+                    paint_rng: np.random.Generator | None = None) -> Sample:
+        """light_rng draws the light and the camera (rng by default), paint_rng the painted
+        pigment (none by default)."""
+        light_rng = light_rng or rng
         s = self.size
         head = self.kit.vertices(person)
         head_normals = vertex_normals(head, self.kit.triangles)
@@ -292,24 +326,28 @@ class FaceRenderer:
             normals = _bump(normals, position, weave, torso_cloth)
         normals[~covered] = (0, 0, 1)
 
-        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, gaze_angle, head_only)
+        albedo, specular_weight = self._albedo(rng, uv, tri, covered, skin, hair, gaze_angle, head_only,
+                                               paint_rng)
         self._body_albedo(rng, albedo, specular_weight, part, uv, cloth, styles)
         body_skin = skin | (part == body.HAND) | ((part == body.TORSO) & (cloth <= 0.5))
-        radiance = self._shade(rng, normals, position, depth_map=np.where(covered, -position[..., 2], np.inf),
-                               albedo=albedo, specular_weight=specular_weight, skin=body_skin, focal=focal)
+        radiance, light = self._shade(light_rng, normals, position,
+                                      depth_map=np.where(covered, -position[..., 2], np.inf), albedo=albedo,
+                                      specular_weight=specular_weight, skin=body_skin, focal=focal)
         # Mouth interior sits in the dark.
-        radiance[covered & is_mouth] *= rng.uniform(0.15, 0.5)
+        radiance[covered & is_mouth] *= light_rng.uniform(0.15, 0.5)
 
         image, drawn_over = self._surroundings(rng, radiance, covered, screen)
-        image = _camera(rng, image)
+        image, gain = _camera(light_rng, image, self.plain_camera)
         seen = covered & ~drawn_over
         above_chin = uv[..., 1] > self.lm[8, 1] - 0.02
         face = seen & (part == 0) & ((skin & above_chin) | is_eye)
         valid = seen & ~is_mouth
         # Lit in camera space (where the lights are); the truth is what the crop can show.
         truth = np.where(covered[..., None], normals @ view.to_view_space(), normals)
+        light = sh.rotate(light * gain, view.to_view_space())
         return Sample(image, truth.astype(np.float32), face.astype(np.float32),
-                      valid.astype(np.float32), covered.astype(np.float32))
+                      valid.astype(np.float32), covered.astype(np.float32),
+                      np.where(covered[..., None], albedo, 0).astype(np.float32), light)
 
     def _sample_tile(self, tile: np.ndarray, points: np.ndarray, where: np.ndarray) -> np.ndarray:
         """A noise tile read at texture points (pixels of the tile, wrapping), zero elsewhere."""
@@ -439,8 +477,9 @@ class FaceRenderer:
         return lambda u: top - fringe * np.exp(-((u - centre) / width) ** 2) - 0.12 * (
             np.abs(u - 0.5) > 0.3) * (np.abs(u - 0.5) - 0.3) * 4
 
-    def _albedo(self, rng, uv, tri, covered, skin, hair, gaze_angle, head_only):
-        """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry)."""
+    def _albedo(self, rng, uv, tri, covered, skin, hair, gaze_angle, head_only, paint_rng=None):
+        """Linear-RGB albedo per pixel, and a specular weight (oily, wet or dry); paint_rng:
+        freckles and lipstick painted over the skin's own colours."""
         n, lm = self.noise, self.lm
         s = self.size
         # Skin tone: from very light to very dark, with a warm bias; all linear RGB.
@@ -484,6 +523,11 @@ class FaceRenderer:
         if rng.random() < 0.15:  # freckles or moles
             dots = np.clip(n.sample(rng, 0.7, shape) - rng.uniform(1.8, 2.6), 0, None)
             texture *= np.exp(-dots * 1.5)[..., None]
+        if paint_rng is not None:
+            dots = np.clip(n.sample(paint_rng, 0.7, shape) - 1.8, 0, None)
+            texture *= np.exp(-dots * 2.0)[..., None]
+            lipstick = paint_rng.uniform([0.2, 0.0, 0.02], [0.6, 0.1, 0.2]).astype(np.float32)
+            texture = texture * (1 - lips) + lipstick * lips
 
         albedo = self._sample_uv(texture, uv, skin)
         specular = np.zeros((s, s), np.float32)
@@ -513,15 +557,16 @@ class FaceRenderer:
 
     # --- light -------------------------------------------------------------------------------
     def _shade(self, rng, normals, position, depth_map, albedo, specular_weight, skin, focal):
+        """Linear radiance, and the diffuse light as SH coefficients (9, 3), camera space."""
         s = self.size
         # Ambient: second-order spherical harmonics, coloured.
         base = rng.uniform(0.05, 0.8)
         tint = np.exp(rng.normal(0, 0.12, 3))
-        sh = np.zeros((9, 3), np.float32)
-        sh[0] = base * tint
-        sh[1:4] = rng.normal(0, 0.35, (3, 1)) * base * tint * rng.uniform(0, 1)
-        sh[4:] = rng.normal(0, 0.12, (5, 1)) * base * tint
-        irradiance = np.clip(sh_irradiance(normals, sh), 0, None)
+        light = np.zeros((9, 3), np.float32)
+        light[0] = base * tint
+        light[1:4] = rng.normal(0, 0.35, (3, 1)) * base * tint * rng.uniform(0, 1)
+        light[4:] = rng.normal(0, 0.12, (5, 1)) * base * tint
+        irradiance = np.clip(sh.shade(normals, light), 0, None)
         view = unit(-position, 1e-6)
         specular = np.zeros((s, s, 3), np.float32)
         for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3])):
@@ -529,13 +574,14 @@ class FaceRenderer:
             direction[2] = abs(direction[2]) * rng.uniform(0.2, 1.5) - 0.1
             direction /= np.linalg.norm(direction)
             colour = np.exp(rng.normal(0, 0.1, 3)) * rng.uniform(0.4, 2.5)
-            wrap = rng.uniform(0, 0.4)
+            # The key light projected onto SH exactly: its lobe is the second-order cosine, which
+            # reaches a little past 90 degrees (what the wrap term did before version 7).
+            key = sh.project_light(direction, colour)
+            light += key
             cosine = normals @ direction
-            lit = np.clip((cosine + wrap) / (1 + wrap), 0, None)
             shadow = _screen_space_shadow(depth_map, position, direction, focal, rng.uniform(0.5, 4),
-                                          facing=cosine > -wrap)
-            lit *= shadow
-            irradiance += lit[..., None] * colour
+                                          facing=cosine > -0.35)
+            irradiance += np.clip(sh.shade(normals, key), 0, None) * shadow[..., None]
             half = view + direction
             half = unit(half, 1e-6)
             shininess = math.exp(rng.uniform(math.log(8), math.log(120)))
@@ -549,7 +595,7 @@ class FaceRenderer:
             blurred = cv2.GaussianBlur(irradiance[..., channel] * weight, (0, 0), sigma)
             norm = cv2.GaussianBlur(weight, (0, 0), sigma).clip(1e-4)
             irradiance[..., channel] = np.where(skin, blurred / norm, irradiance[..., channel])
-        return albedo * irradiance + specular * specular_weight[..., None]
+        return albedo * irradiance + specular * specular_weight[..., None], light
 
     # --- what is around the face -----------------------------------------------------------
     def _surroundings(self, rng, radiance, covered, screen):
@@ -679,10 +725,17 @@ def _background(rng, noise: NoiseBank, s: int) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 6))
 
 
-def _camera(rng, radiance: np.ndarray) -> np.ndarray:
-    """Linear radiance -> an sRGB photo: exposure, white balance, blur, tone curve, noise, JPEG."""
-    image = radiance * np.exp(rng.normal(0, 0.05, 3)).astype(np.float32)  # white balance
-    image /= max(np.percentile(image, 99), 1e-4) * rng.uniform(0.8, 1.4)     # exposure
+def _camera(rng, radiance: np.ndarray, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Linear radiance -> an sRGB photo: exposure, white balance, blur, tone curve, noise, JPEG;
+    and the gain per channel from radiance to the photo's linear values (white balance and
+    exposure).  plain: exposure and an exact sRGB encoding only."""
+    balance = np.ones(3, np.float32) if plain else np.exp(rng.normal(0, 0.05, 3)).astype(np.float32)
+    image = radiance * balance
+    exposure = max(float(np.percentile(image, 99)), 1e-4) * rng.uniform(0.8, 1.4)
+    image /= exposure
+    gain = balance / exposure
+    if plain:
+        return linear_to_srgb(image), gain
     if rng.random() < 0.6:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.3))
     image = np.clip(image, 0, 1) ** (1 / rng.uniform(1.8, 2.6))
@@ -697,4 +750,4 @@ def _camera(rng, radiance: np.ndarray) -> np.ndarray:
         quality = int(rng.integers(30, 96))
         coded = cv2.imencode(".jpg", (image[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
         image = cv2.imdecode(coded, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
-    return image.astype(np.float32)
+    return image.astype(np.float32), gain

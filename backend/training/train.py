@@ -102,9 +102,11 @@ def optimisation_steps(module: torch.nn.Module, data: Dataset, batch_size: int, 
         yield step, [t.contiguous(memory_format=torch.channels_last) for t in batch], optimizer
 
 
-def mixed_precision(settings: TrainSettings):
-    """bf16 autocast for the forward passes where the CPU computes bf16 natively (elsewhere it
-    would be emulated, and slower than float32).  Losses are taken in float32."""
+def mixed_precision(settings: TrainSettings, device: torch.device = torch.device("cpu")):
+    """bf16 autocast for the forward passes on a GPU, and on a CPU where it computes bf16 natively
+    (elsewhere it would be emulated, and slower than float32).  Losses are taken in float32."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=settings.bf16)
     enabled = settings.bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
@@ -147,6 +149,7 @@ def consistency(net, image: torch.Tensor, settings: TrainSettings) -> torch.Tens
         theta = torch.zeros(len(image), 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = 1 + (torch.rand(len(image)) * 2 - 1) * 0.06
         theta[:, :, 2] = (torch.rand(len(image), 2) * 2 - 1) * 0.12
+        theta = theta.to(image.device)
         grid = F.affine_grid(theta, list(image.shape), align_corners=False)
         changed = F.grid_sample(changed, grid, mode="bilinear", padding_mode="border", align_corners=False)
         valid = (F.grid_sample(valid, grid, padding_mode="zeros", align_corners=False) > 0.99).float()
@@ -159,7 +162,7 @@ def consistency(net, image: torch.Tensor, settings: TrainSettings) -> torch.Tens
         changed = augment.jpeg(changed, int(torch.randint(30, 91, ())))
     if torch.rand(()) < 0.5:
         changed = augment.photometric(changed)
-    with mixed_precision(settings):
+    with mixed_precision(settings, image.device):
         both = net(torch.cat([image, changed]))
     original, of_changed = as_float_normals(both).chunk(2)
     if mirror:

@@ -1,0 +1,214 @@
+"""The v3 rows of `python -m backend evaluate`, on held-out test people rendered at `size`:
+
+- normals: face (face crops' face mask), subject (head-and-shoulders crops' person) and body
+  (upper-body crops' person) rows per model;
+- sharpness: the true normals blurred by 2, 4, 8 and 16 px (Gaussian sigma, at 512^2; scaled
+  to the render side) scored like a model, on the face rows: "as sharp as the truth blurred by N";
+- albedo: error after one scale per channel, relative to the truth's mean, over the face; the
+  lighting spread: each of `spread_people` people under `lights` lights, each albedo scaled to
+  its own mean per channel, the mean over the face of its standard deviation across the lights;
+  beside three baselines: the photo itself (linearised), a flat colour (the truth's mean) and a
+  crude retinex (the photo over its blurred luminance);
+- lighting: degrees between the predicted and the true light's dominant directions (baseline:
+  a light from the camera);
+- pigment: freckles and lipstick painted on (nothing else changed): degrees the normals move
+  over the face;
+- cost: per face (a face crop and a head-and-shoulders crop, batch 1) in milliseconds, and crops
+  per second at batch 8, on the evaluation's device.
+
+Models without albedo and light (the 8th, `FaceNormalNet`) get the normal, sharpness, pigment and
+cost rows; the baselines stand in the albedo rows whatever is scored.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core import sh
+from ..estimator import models
+from ..estimator.networks import FaceNormalNet
+from ..estimator.weights import load_model as load_normal_model
+from .dataset import render_tests
+from .evaluate import angular_errors
+from .synthetic import Sample
+
+BLURS = (2, 4, 8, 16)
+FRAMINGS = {"face": "face", "person": "subject", "body": "body"}
+Outputs = dict[str, np.ndarray]
+
+
+def load_any(path: Path, device: torch.device) -> torch.nn.Module:
+    """A v3 model or, failing that format, a normals-only one (the 8th)."""
+    from safetensors.torch import safe_open
+    with safe_open(str(path), framework="pt") as handle:
+        v3 = (handle.metadata() or {}).get("format") == models.FORMAT
+    return models.load_model(path, device) if v3 else load_normal_model(path, device)
+
+
+def runner(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], Outputs]:
+    """image (S, S, 3) -> {"normals", and for v3 models "albedo", "light"} as numpy; a
+    normals-only model runs at its own input side, its map resized back."""
+    @torch.inference_mode()
+    def run(image: np.ndarray) -> Outputs:
+        tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device)
+        if isinstance(model, FaceNormalNet):
+            side = model.config.input_size
+            small = F.interpolate(tensor, size=(side, side), mode="area")
+            normals = F.interpolate(model(small), size=image.shape[:2], mode="bilinear", align_corners=False)
+            return {"normals": F.normalize(normals, dim=1)[0].permute(1, 2, 0).cpu().numpy()}
+        out = model(tensor)
+        return {"normals": out["normals"][0].permute(1, 2, 0).float().cpu().numpy(),
+                "albedo": out["albedo"][0].permute(1, 2, 0).float().cpu().numpy(),
+                "light": out["light"][0].float().cpu().numpy()}
+    return run
+
+
+def blurred_normals(normals: np.ndarray, sigma: float) -> np.ndarray:
+    blurred = cv2.GaussianBlur(normals, (0, 0), sigma)
+    return blurred / np.maximum(np.linalg.norm(blurred, axis=-1, keepdims=True), 1e-8)
+
+
+def linear(image: np.ndarray) -> np.ndarray:
+    return np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def retinex(image: np.ndarray, sigma: float) -> np.ndarray:
+    """The photo over its blurred luminance: what is left of its colour without the slow light."""
+    lin = linear(image)
+    luminance = cv2.GaussianBlur(lin @ sh.LUMINANCE, (0, 0), sigma)
+    return lin / np.maximum(luminance, 1e-3)[..., None]
+
+
+def albedo_error(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    m = mask > 0.5
+    p, t = pred[m], truth[m]
+    scale = (p * t).sum(0) / np.maximum((p * p).sum(0), 1e-8)
+    return float(np.abs(p * scale - t).mean() / max(float(t.mean()), 1e-6))
+
+
+def lighting_spread(albedos: list[np.ndarray], mask: np.ndarray) -> float:
+    m = mask > 0.5
+    scaled = np.stack([a[m] / np.maximum(a[m].mean(0), 1e-6) for a in albedos])
+    return float(scaled.std(0).mean())
+
+
+def baselines(sample: Sample, sigma: float) -> dict[str, np.ndarray]:
+    m = sample.mask > 0.5
+    flat = np.broadcast_to(sample.albedo[m].mean(0), sample.albedo.shape).astype(np.float32)
+    return {"photo (baseline)": linear(sample.image), "flat colour (baseline)": flat,
+            "retinex (baseline)": retinex(sample.image, sigma)}
+
+
+def cost_rows(nets: dict[str, torch.nn.Module], size: int, device: torch.device, repeats: int = 5) -> list[dict]:
+    rows = []
+    for name, net in nets.items():
+        side = net.config.input_size if isinstance(net, FaceNormalNet) else size
+
+        @torch.inference_mode()
+        def seconds(batch: int, net=net, side=side) -> float:
+            x = torch.rand(batch, 3, side, side, device=device)
+            net(x)
+            times = []
+            for _ in range(repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                net(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            return float(np.median(times))
+        per_face = 2 * seconds(1)
+        rows.append({"table": "cost", "name": name, "device": device.type, "crop_side": side,
+                     "ms_per_face": round(per_face * 1000, 2), "crops_per_s_batch8": round(8 / seconds(8), 1)})
+    return rows
+
+
+def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, size: int = 512,
+                    device: torch.device = torch.device("cpu"), workers: int | None = None,
+                    lights: int = 4, spread_people: int = 10) -> list[dict]:
+    """The rows above (dicts with a "table" key) for the named weights files."""
+    nets = {name: load_any(path, device) for name, path in weights.items()}
+    run = {name: runner(net, device) for name, net in nets.items()}
+    scale = size / 512
+    spread_people = min(spread_people, people)
+    jobs: list[tuple[int, str, int | None, bool]] = [
+        (i, framing, None, False) for i in range(people) for framing in FRAMINGS]
+    jobs += [(i, "face", None, True) for i in range(people)]
+    jobs += [(i, "face", 7_500_000 + 100 * i + k, False) for i in range(spread_people) for k in range(lights)]
+    samples = iter(render_tests(data, jobs, size, workers))
+    normals: dict[tuple[str, str], list] = {}
+    albedo: dict[str, list] = {}
+    light: dict[str, list] = {}
+    plain: dict[tuple[str, int], Outputs] = {}
+    for i in range(people):
+        for framing, region in FRAMINGS.items():
+            sample = next(samples)
+            mask = sample.mask if framing == "face" else sample.subject * sample.valid
+            for name, method in run.items():
+                out = method(sample.image)
+                normals.setdefault((name, region), []).append(angular_errors(out["normals"], sample.normals, mask))
+                if framing != "face":
+                    continue
+                plain[(name, i)] = out
+                if "albedo" in out:
+                    albedo.setdefault(name, []).append(albedo_error(out["albedo"], sample.albedo, mask))
+                    light.setdefault(name, []).append(float(sh.direction_error(out["light"], sample.light)))
+            if framing == "face":
+                for sigma in BLURS:
+                    blurred = blurred_normals(sample.normals, sigma * scale)
+                    normals.setdefault((f"truth blurred {sigma} px", "face"), []).append(
+                        angular_errors(blurred, sample.normals, mask))
+                for name, guess in baselines(sample, 16 * scale).items():
+                    albedo.setdefault(name, []).append(albedo_error(guess, sample.albedo, mask))
+                frontal = sh.project_light([0, 0, 1], [1, 1, 1])
+                light.setdefault("light from the camera (baseline)", []).append(
+                    float(sh.direction_error(frontal, sample.light)))
+    rows = [{"table": "normals", "name": name, "region": region, "mean": float(np.concatenate(e).mean()),
+             "median": float(np.median(np.concatenate(e)))} for (name, region), e in normals.items()]
+    pigment: dict[str, list] = {}
+    for i in range(people):
+        sample = next(samples)
+        for name, method in run.items():
+            moved = angular_errors(method(sample.image)["normals"], plain[(name, i)]["normals"], sample.mask)
+            pigment.setdefault(name, []).append(moved)
+    rows += [{"table": "pigment", "name": name, "mean": float(np.concatenate(e).mean())} for name, e in pigment.items()]
+    spread: dict[str, list] = {}
+    for _ in range(spread_people):
+        lit = [next(samples) for _ in range(lights)]
+        mask = np.prod([s.mask for s in lit], axis=0)
+        if (mask > 0.5).sum() < 16:
+            continue
+        guesses: dict[str, list] = {}
+        for sample in lit:
+            for name, guess in baselines(sample, 16 * scale).items():
+                guesses.setdefault(name, []).append(guess)
+            for name, method in run.items():
+                out = method(sample.image)
+                if "albedo" in out:
+                    guesses.setdefault(name, []).append(out["albedo"])
+        for name, found in guesses.items():
+            spread.setdefault(name, []).append(lighting_spread(found, mask))
+    rows += [{"table": "albedo", "name": name, "error": float(np.mean(errors)),
+              "lighting_spread": float(np.mean(spread[name])) if spread.get(name) else None}
+             for name, errors in albedo.items()]
+    rows += [{"table": "lighting", "name": name, "direction_error_mean": float(np.mean(e)),
+              "direction_error_median": float(np.median(e))} for name, e in light.items()]
+    return rows + cost_rows(nets, size, device)
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = []
+    for table in ("normals", "albedo", "lighting", "pigment", "cost"):
+        found = [r for r in rows if r["table"] == table]
+        if found:
+            lines.append(f"[{table}]")
+            lines += ["  " + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in r.items() if k != "table") for r in found]
+    return "\n".join(lines)
