@@ -328,7 +328,8 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.json:
             line = {"photo": str(path), **{name: str(file) for name, file in files.items()},
                     "faces": summary["face_details"]}
-            line.update({key: summary[key] for key in ("light", "height_range") if key in summary})
+            if "height_range" in summary:     # the height PNG's 0..65535 in pixels (the light is in its file)
+                line["height_range"] = summary["height_range"]
             print(json.dumps(line), flush=True)
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)

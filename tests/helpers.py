@@ -1,5 +1,14 @@
-"""Small known inputs the tests share."""
+"""Small known inputs and runners the tests share."""
+import subprocess
+import sys
+
 import numpy as np
+
+
+def run_backend(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m backend ARGS` as a user runs it, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
 
 
 def sphere_normals(size: int) -> tuple[np.ndarray, np.ndarray]:

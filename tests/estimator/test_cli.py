@@ -1,18 +1,12 @@
 """`python -m backend predict|info` end to end, as a user runs them (a real subprocess)."""
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from backend.estimator.image_io import read_normal_png
-
-
-def run_backend(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+from helpers import run_backend
 
 
 def _decode(path):

@@ -1,0 +1,72 @@
+"""Albedo, light and height from a photo and its normals (estimator/intrinsics.py), and the
+outputs that carry them through the CLI and the service."""
+import json
+
+import cv2
+import numpy as np
+
+from backend.core import sh
+from backend.core.colour import linear_to_srgb
+from backend.estimator import intrinsics
+
+from helpers import run_backend, sphere_normals
+
+
+def test_the_fitted_light_and_albedo_recover_a_lit_sphere():
+    normals, inside = sphere_normals(160)
+    inside &= normals[..., 2] > 0.2          # not the rim, where a photo's normals are least sure
+    light = sh.project_light((0.6, 0.3, 0.75), (1.0, 0.9, 0.8)) + sh.project_light((0, 0, 1), (0.2, 0.2, 0.2))
+    skin = np.array([0.6, 0.4, 0.3], np.float32)
+    rng = np.random.default_rng(1)
+    albedo_truth = skin * (1 + 0.1 * rng.standard_normal(normals.shape[:2]))[..., None]   # freckled
+    shading = np.clip(sh.shade(normals, light), 0, None)
+    photo = linear_to_srgb(np.clip(albedo_truth * shading, 0, 1))
+    fitted = intrinsics.fit_light(photo, normals, inside)
+    assert np.degrees(np.arccos(fitted.direction @ sh.dominant_direction(light))) < 3
+    albedo = intrinsics.albedo(photo, normals, fitted)
+    # brightness and colour balance are not knowable from one photo: right up to a scale per channel
+    scale = np.median(albedo[inside] / albedo_truth[inside], axis=0)
+    lit = inside & (shading.min(-1) > 0.3)
+    assert np.median(np.abs(albedo[lit] / scale - albedo_truth[lit]) / albedo_truth[lit]) < 0.05
+    # the photo's shading is gone: the albedo is as even across the sphere as the skin is
+    assert albedo[lit].std(0).mean() / albedo[lit].mean() < 0.15 < photo[lit].std(0).mean() / photo[lit].mean()
+
+
+def test_height_is_the_integrated_surface_and_flat_off_the_person():
+    side = 200
+    rows, cols = np.mgrid[0:side, 0:side].astype(np.float32)
+    truth = 25 * np.exp(-((cols - 100) ** 2 + (rows - 95) ** 2) / (2 * 22 ** 2))
+    slope_x, slope_rows = np.gradient(truth, axis=1), np.gradient(truth, axis=0)
+    normals = np.dstack([-slope_x, slope_rows, np.ones_like(truth)])   # +y up: rows grow down
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    person = ((cols - 100) ** 2 + (rows - 95) ** 2 < 80 ** 2).astype(np.float32)
+    height = intrinsics.height(normals, person)
+    assert height[person == 0].max() == 0
+    assert abs(height.max() - 25) < 1.5
+    assert np.abs(height - truth)[person > 0].mean() < 0.05 * truth[person > 0].mean() + 0.2
+    # a photo larger than the solver's side is solved small and resized: the same surface
+    big = intrinsics.height(cv2.resize(normals, (1400, 1400)), cv2.resize(person, (1400, 1400)))
+    assert abs(big.max() / 7 - height.max()) < 1.0
+
+
+def test_predict_writes_every_output(tmp_path, astronaut_path, untrained_weights):
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights,
+                       "--outputs", "normal,mask,albedo,height,light", "--exr", "--json")
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"normal", "mask", "albedo", "height", "light", "normal_exr", "albedo_exr", "height_exr"} <= set(line)
+    albedo = cv2.imread(line["albedo"], cv2.IMREAD_UNCHANGED)
+    assert albedo.dtype == np.uint16 and albedo.shape == (512, 512, 3)
+    height_png = cv2.imread(line["height"], cv2.IMREAD_UNCHANGED)
+    height_exr = cv2.imread(line["height_exr"], cv2.IMREAD_UNCHANGED)
+    low, high = line["height_range"]["min"], line["height_range"]["max"]
+    assert height_png.dtype == np.uint16 and high > low
+    assert np.abs(low + height_png / 65535 * (high - low) - height_exr).max() < 1e-3 * (high - low) + 1e-3
+    light = json.loads(open(line["light"]).read())
+    assert np.asarray(light["sh"]).shape == (9, 3) and abs(np.linalg.norm(light["direction"]) - 1) < 1e-3
+
+
+def test_unknown_outputs_are_a_usage_error(tmp_path, astronaut_path, untrained_weights):
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights,
+                       "--outputs", "normal,depth")
+    assert done.returncode == 1 and "outputs" in done.stderr and "depth" in done.stderr
