@@ -246,6 +246,9 @@ def run_recipe(args: argparse.Namespace) -> int:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
+    parser.add_argument("--model", choices=("fast", "quality"),
+                        help="a v3 model size instead of the shipped 8th model: fast (for CPUs) or "
+                             "quality (for GPUs); an error until v3 weights ship (docs/training.md)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
 
 
@@ -348,7 +351,7 @@ def _local_estimator(args: argparse.Namespace, options):
     """path -> (Result, its summary as the service gives it), with the model loaded here
     (PhotoError when the photo fails)."""
     from .estimator import Estimator, Photo
-    estimator = Estimator(args.weights, device=args.device)
+    estimator = Estimator(args.weights, device=args.device, model=args.model)
 
     def estimate(path: Path):
         [result] = estimator.estimate([Photo(path, options)])
@@ -390,19 +393,25 @@ def run_info(args: argparse.Namespace) -> int:
             return _fail(str(error))
         report = {k: v for k, v in report.items() if k not in ("id", "kind", "frames")}
     else:
+        from .estimator import models
         from .estimator.networks import build_model, count_parameters
         from .estimator.pipeline import pick_device
         from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
 
-        weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+        weights = (models.weights_path(args.model) if args.model else
+                   Path(args.weights) if args.weights else DEFAULT_WEIGHTS)
         try:
-            config, provenance = read_metadata(weights)
             device = pick_device(args.device)
+            if args.model:
+                v3 = models.load_model(weights)
+                parameters, config, provenance = count_parameters(v3), v3.config.to_dict(), dict[str, str]()
+            else:
+                shipped, provenance = read_metadata(weights)
+                parameters, config = count_parameters(build_model(shipped)), shipped.to_dict()
         except (WeightsError, ValueError) as error:
             return _fail(str(error))
-        report = {"weights": str(weights), "device": str(device),
-                  "parameters": count_parameters(build_model(config)),
-                  "config": config.to_dict(), "provenance": provenance}
+        report = {"weights": str(weights), "model": args.model or "shipped", "device": str(device),
+                  "parameters": parameters, "config": config, "provenance": provenance}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -425,7 +434,7 @@ def run_serve(args: argparse.Namespace) -> int:
     curve = CurveKeys(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
     limits = dataclasses.replace(Limits(), **dict(args.limit))
     try:
-        server = Server(Estimator(args.weights, device=args.device), args.bind, curve=curve,
+        server = Server(Estimator(args.weights, device=args.device, model=args.model), args.bind, curve=curve,
                         limits=limits, max_batch=args.max_batch, idle_timeout=args.idle_timeout,
                         state_file=Path(args.state_file) if args.state_file else None)
     except (WeightsError, ValueError, ServerStartError) as error:

@@ -167,6 +167,7 @@ class Estimator:
         "quality"; estimator/models), its weights from backend/weights (WeightsError until v3
         weights ship); None: the shipped 8th model (or `weights`)."""
         self.device = pick_device(device)
+        self.model_name = model or "shipped"
         self.weights = models.weights_path(model) if model else Path(weights) if weights else DEFAULT_WEIGHTS
         self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size

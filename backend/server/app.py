@@ -163,6 +163,7 @@ class Server:
         self.worker_deaths = 0
         self.stopping = threading.Event()
         self.model_info = {"version": __version__, "weights": str(estimator.weights),
+                           "name": estimator.model_name,
                            "parameters": count_parameters(estimator.model),
                            "input_size": estimator.size}
 

@@ -118,3 +118,10 @@ def test_json_reports_each_photo_and_its_faces(tmp_path, astronaut_path, untrain
     assert len(face["box"]) == 4 and face["score"] > 0.8
     assert bad["photo"].endswith("wall.png") and "empty" in bad["error"]
     assert "1 face detected" in done.stderr
+
+
+def test_a_v3_model_without_weights_is_a_one_line_error(tmp_path, astronaut_path):
+    for command in (["info"], ["predict", astronaut_path, "-o", tmp_path]):
+        done = run_backend(*command, "--model", "fast")
+        assert done.returncode == 1 and "no v3 weights are shipped yet" in done.stderr
+        assert "Traceback" not in done.stderr
