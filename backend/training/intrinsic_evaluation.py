@@ -17,7 +17,9 @@
   per second at batch 8, on the evaluation's device.
 
 Models without albedo and light (the 8th, `FaceNormalNet`) get the normal, sharpness, pigment and
-cost rows; the baselines stand in the albedo rows whatever is scored.
+cost rows, and their albedo and lighting rows come from the backend's fallback (estimator/
+intrinsics.py: the light fitted to the photo from the model's normals, the photo divided by its
+shading), named "<model> + fitted light"; the baselines stand in the albedo rows whatever is scored.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import sh
-from ..estimator import models
+from ..estimator import intrinsics, models
 from ..estimator.networks import FaceNormalNet
 from ..estimator.weights import load_model as load_normal_model
 from .dataset import render_tests
@@ -90,6 +92,18 @@ def albedo_error(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float
     p, t = pred[m], truth[m]
     scale = (p * t).sum(0) / np.maximum((p * p).sum(0), 1e-8)
     return float(np.abs(p * scale - t).mean() / max(float(t.mean()), 1e-6))
+
+
+def with_fallback(out: Outputs, image: np.ndarray, mask: np.ndarray) -> Outputs:
+    """A normals-only model's outputs with the backend's fitted light and albedo added."""
+    if "albedo" in out:
+        return out
+    light = intrinsics.fit_light(image, out["normals"], mask > 0.5)
+    return {**out, "albedo": intrinsics.albedo(image, out["normals"], light), "light": light.coefficients}
+
+
+def named(name: str, out: Outputs, model: torch.nn.Module) -> str:
+    return f"{name} + fitted light" if isinstance(model, FaceNormalNet) else name
 
 
 def lighting_spread(albedos: list[np.ndarray], mask: np.ndarray) -> float:
@@ -157,9 +171,9 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
                 if framing != "face":
                     continue
                 plain[(name, i)] = out
-                if "albedo" in out:
-                    albedo.setdefault(name, []).append(albedo_error(out["albedo"], sample.albedo, mask))
-                    light.setdefault(name, []).append(float(sh.direction_error(out["light"], sample.light)))
+                fitted, label = with_fallback(out, sample.image, mask), named(name, out, nets[name])
+                albedo.setdefault(label, []).append(albedo_error(fitted["albedo"], sample.albedo, mask))
+                light.setdefault(label, []).append(float(sh.direction_error(fitted["light"], sample.light)))
             if framing == "face":
                 for sigma in BLURS:
                     blurred = blurred_normals(sample.normals, sigma * scale)
@@ -191,8 +205,8 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
                 guesses.setdefault(name, []).append(guess)
             for name, method in run.items():
                 out = method(sample.image)
-                if "albedo" in out:
-                    guesses.setdefault(name, []).append(out["albedo"])
+                guesses.setdefault(named(name, out, nets[name]), []).append(
+                    with_fallback(out, sample.image, sample.mask)["albedo"])
         for name, found in guesses.items():
             spread.setdefault(name, []).append(lighting_spread(found, mask))
     rows += [{"table": "albedo", "name": name, "error": float(np.mean(errors)),

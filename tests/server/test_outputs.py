@@ -7,6 +7,11 @@ from backend.estimator.image_io import read_image
 from helpers import run_backend
 
 
+def test_info_announces_the_outputs(server):
+    with server.client() as client:
+        assert client.info(timeout=10)["outputs"] == ["normal", "mask", "albedo", "height", "light"]
+
+
 @pytest.mark.parametrize("outputs", [["albedo", "height", "light"], ["normal", "mask"]])
 def test_the_service_sends_the_outputs_asked_for(server, astronaut, outputs):
     with server.client() as client:

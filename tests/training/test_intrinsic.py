@@ -104,3 +104,16 @@ def test_the_recipe_writes_at_most_8_small_files_and_resumes(inputs, tmp_path):
     report = json.loads((tmp_path / "run" / "scores.json").read_text())
     assert report["resumed_at"] == RECIPES["tiny"].steps
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == RECIPES["tiny"].steps
+
+
+def test_a_normals_only_model_is_scored_through_the_fallback_fit(tiny_facekit, untrained_weights):
+    """The 8th model has no albedo or light: its rows come from the backend's fitted light."""
+    from backend.training.intrinsic_evaluation import evaluate_models
+    rows = evaluate_models({"8th": untrained_weights}, tiny_facekit, people=2, size=128, workers=1,
+                           lights=2, spread_people=1)
+    fitted = {row["table"]: row for row in rows if row["name"] == "8th + fitted light"}
+    assert set(fitted) == {"albedo", "lighting"}
+    assert np.isfinite(fitted["albedo"]["error"]) and fitted["albedo"]["lighting_spread"] is not None
+    assert 0 <= fitted["lighting"]["direction_error_mean"] <= 180
+    names = {row["name"] for row in rows if row["table"] == "albedo"}
+    assert {"photo (baseline)", "flat colour (baseline)", "retinex (baseline)"} <= names
