@@ -262,15 +262,16 @@ def test_secret_keys_are_readable_by_their_owner_only(tmp_path):
     assert stat.S_IMODE((tmp_path / "keys" / "server.key").stat().st_mode) == 0o644
 
 
-def test_cli_user_errors_are_one_line_and_exit_1(tmp_path, astronaut_path, untrained_weights):
+def test_cli_user_errors_are_one_line_and_exit_1(tmp_path, astronaut_path, untrained_weights, closed_port):
+    nobody = f"tcp://127.0.0.1:{closed_port}"
     (tmp_path / "a-file").write_text("x")
     run_backend("keys", tmp_path / "keys", "--name", "client")
     cases = [
         ("predict", astronaut_path, "-o", tmp_path / "a-file", "--weights", untrained_weights),
         ("predict", astronaut_path, "-o", tmp_path / "a-file" / "below", "--weights", untrained_weights),
-        ("predict", astronaut_path, "--server", "tcp://127.0.0.1:1", "-o", tmp_path / "o",
+        ("predict", astronaut_path, "--server", nobody, "-o", tmp_path / "o",
          "--server-key", tmp_path / "keys" / "client.key", "--client-key", tmp_path / "keys" / "client.key"),
-        ("info", "--server", "tcp://127.0.0.1:1", "--server-key", tmp_path / "nope.key",
+        ("info", "--server", nobody, "--server-key", tmp_path / "nope.key",
          "--client-key", tmp_path / "keys" / "client.key_secret"),
         ("predict",),
         ("predict", astronaut_path, "--convention", "sideways"),

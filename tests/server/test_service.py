@@ -300,11 +300,11 @@ def test_predict_through_the_server_writes_the_same_files(server, astronaut_path
         assert np.abs(local - remote).max() <= 1
 
 
-def test_info_through_the_cli(server):
+def test_info_through_the_cli(server, closed_port):
     done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", server.address, "--json"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and '"device": "cpu"' in done.stdout
-    done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", "tcp://127.0.0.1:1"],
+    done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", f"tcp://127.0.0.1:{closed_port}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.startswith("error: no answer")
 
