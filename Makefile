@@ -9,13 +9,19 @@ BPY52 := .venv-bpy52/.installed
 # Blender 5.1+ runs Python 3.13: pyenv's, else one on PATH
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 
-.PHONY: demo test test-fast lint addon benchmark clean
+.PHONY: demo test test-fast test-shuffled lint addon benchmark clean
 
 demo: $(INSTALLED)
 	$(PY) -m backend.demo
 
 test: lint $(BPY42) $(BPY52)
 	$(PY) -m pytest
+
+# `make test` in a random order (pytest-randomly: it prints its seed at the top, and
+# `.venv/bin/python -m pytest -p randomly --randomly-seed=N` replays that order): no test may lean
+# on another having run before it
+test-shuffled: lint $(BPY42) $(BPY52)
+	$(PY) -m pytest -p randomly
 
 # the quick loop while working: no test that needs the shipped model, Blender renders or a window
 test-fast: $(INSTALLED)

@@ -23,7 +23,6 @@ from shaders.relight import SHOWCASE_LIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("out")
-ADDRESS = "tcp://127.0.0.1:5598"
 
 
 class Steps:
@@ -42,7 +41,7 @@ def main() -> int:
     from skimage import data
 
     from .client import ServerError
-    from .client.launcher import ServerProcess
+    from .client.launcher import ServerProcess, free_loopback_address
 
     OUT.mkdir(exist_ok=True)
     step = Steps()
@@ -50,14 +49,15 @@ def main() -> int:
     step("write the sample photo", lambda: Image.fromarray(data.astronaut()).save(photo_path))
     package = step("build the extension (make addon)", build_extension)
 
-    server = ServerProcess(address=ADDRESS, log_path=Path(tempfile.gettempdir()) / "face-normals-demo.log",
+    address = free_loopback_address()     # a demo beside a test run or another demo: no collision
+    server = ServerProcess(address=address, log_path=Path(tempfile.gettempdir()) / "face-normals-demo.log",
                            extra_args=("--state-file", str(Path(tempfile.mkdtemp()) / "state.json")))
     step("start the backend", server.start)
     try:
         info = step("wait for the backend (loads the model)", lambda: server.wait_ready(180))
         print(f"backend: {info['address']} on {info['device']}, weights {info['model']['weights']}")
         bpy, api = step("install and enable the extension in headless Blender",
-                        lambda: blender_with_extension(package))
+                        lambda: blender_with_extension(package, address))
         normal = step("estimate normals (add-on -> backend)",
                       lambda: api.estimate(str(photo_path), save="BESIDE"))
         step("build the relightable portrait", lambda: api.relightable_portrait(str(photo_path)))
@@ -88,7 +88,9 @@ def build_extension() -> Path:
     return ROOT / "dist" / f"face_normals-{__version__}{'' if python == '3.11' else '-python' + python}.zip"
 
 
-def blender_with_extension(package: Path):
+def blender_with_extension(package: Path, address: str | None = None):
+    """Headless Blender with the extension installed, never starting a backend by itself; its
+    preferences point at the one at `address` (the benchmarks that use none give none)."""
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="face-normals-blender-")
     import bpy
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -96,7 +98,9 @@ def blender_with_extension(package: Path):
                                              enable_on_install=True)
     from bl_ext.user_default.face_normals import api, preferences
     prefs = preferences.get()
-    prefs.address, prefs.auto_start, prefs.timeout = ADDRESS, False, 10.0
+    prefs.auto_start, prefs.timeout = False, 10.0
+    if address is not None:
+        prefs.address = address
     return bpy, api
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: real photos from installed packages and model checkpoints the tests make."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,15 @@ def astronaut_path(astronaut, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("photos") / "astronaut.png"
     Image.fromarray(astronaut).save(path)
     return path
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port where nothing answers: held bound and never listening for the test, so a
+    connection is refused, whatever else runs on this machine (a fixed "unused" port may not be)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

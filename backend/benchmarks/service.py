@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..client import Client
-from ..client.launcher import ServerProcess
+from ..client.launcher import ServerProcess, free_loopback_address
 
 
 def resident_mb(pid: int) -> float:
@@ -58,10 +58,11 @@ def throughput(address: str, clients: int, requests: int, image: np.ndarray) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
-    parser.add_argument("--address", default="tcp://127.0.0.1:5590")
+    parser.add_argument("--address", help="where the server binds (default: a free loopback port)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--mixed", type=int, default=1000, help="requests for the memory check")
     args = parser.parse_args()
+    args.address = args.address or free_loopback_address()
 
     from skimage import data
     portrait = data.astronaut()

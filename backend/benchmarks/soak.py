@@ -21,7 +21,7 @@ import zmq
 from PIL import Image
 
 from ..client import Client, ServerError
-from ..client.launcher import ServerProcess
+from ..client.launcher import ServerProcess, free_loopback_address
 from ..client.protocol import Limits
 from . import malformed
 
@@ -102,9 +102,10 @@ def soak(address: str, pid: int, requests: int, portrait: np.ndarray) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
-    parser.add_argument("--address", default="tcp://127.0.0.1:5591")
+    parser.add_argument("--address", help="where the server binds (default: a free loopback port)")
     parser.add_argument("--requests", type=int, default=10_000)
     args = parser.parse_args()
+    args.address = args.address or free_loopback_address()
 
     from skimage import data
     portrait = data.astronaut()

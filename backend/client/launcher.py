@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,15 @@ from ..core.state import STATE_FOLDER
 from . import protocol
 from .client import Client, Request, ServerError
 
+
+def free_loopback_address(host: str = "127.0.0.1") -> str:
+    """tcp://HOST:PORT on a port the system has just handed out as free, for a server this process
+    starts: two of them started at once (a demo beside a test run, two checkouts testing on one
+    machine) never meet on a fixed port.  Another process may take the port before the server
+    binds it; that server then stops with "already in use"."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return f"tcp://{host}:{probe.getsockname()[1]}"
 
 
 def running_servers(folder: str | Path = STATE_FOLDER) -> list[dict]:

@@ -161,6 +161,7 @@ class Server:
         self.worker_beat = time.monotonic()    # when the worker last moved
         self.worker = threading.Thread()       # replaced by a running one in serve_forever
         self.worker_deaths = 0
+        self.cancelled_requests = 0            # cancels that found their request still held here
         self.stopping = threading.Event()
         self.model_info = {"version": __version__, "weights": str(estimator.weights),
                            "name": estimator.model_name,
@@ -339,6 +340,7 @@ class Server:
         """Queued work is dropped and answered at once; work in progress stops between images."""
         if key not in self.outstanding:
             return False
+        self.cancelled_requests += 1
         waiting = self.queue.remove(key)
         if waiting is not None:
             self._answer_error(waiting, "cancelled", "cancelled by the client")
@@ -354,7 +356,8 @@ class Server:
                 "limits": {**self.limits.to_dict(), "max_batch": self.max_batch},
                 "outputs": list(OUTPUTS),
                 "queued": len(self.queue), "outstanding": len(self.outstanding),
-                "worker_deaths": self.worker_deaths, "dropped_crops": self.estimator.dropped_crops}
+                "worker_deaths": self.worker_deaths, "dropped_crops": self.estimator.dropped_crops,
+                "cancelled_requests": self.cancelled_requests}
 
     def _forward_results(self) -> None:
         while self.results.poll(0):

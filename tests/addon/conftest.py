@@ -52,9 +52,10 @@ def addon(blender):
 def backend(addon, untrained_weights, tmp_path_factory):
     """A running backend the add-on's preferences point at (auto-start off, so a missing backend
     in other tests stays missing)."""
+    from backend.client.launcher import free_loopback_address
     from bl_ext.user_default.face_normals.client.launcher import ServerProcess
     folder = tmp_path_factory.mktemp("backend")
-    address = "tcp://127.0.0.1:5761"
+    address = free_loopback_address()
     process = ServerProcess(address=address, log_path=folder / "log",
                             extra_args=("--weights", str(untrained_weights), "--state-file",
                                         str(folder / "state.json")))

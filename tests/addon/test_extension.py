@@ -151,15 +151,15 @@ def test_portrait_card_lights_follow_the_camera_space_convention(clean_file, add
     assert right[:, -w // 3:].mean() > 1.3 * right[:, : w // 3].mean()
 
 
-def test_no_backend_is_a_clear_error_and_changes_nothing(clean_file, addon, astronaut, tmp_path):
+def test_no_backend_is_a_clear_error_and_changes_nothing(clean_file, addon, astronaut, tmp_path, closed_port):
     bpy = clean_file
     prefs = addon.preferences.get()
     saved = (prefs.address, prefs.auto_start, prefs.timeout)
-    prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5799", False, 1.0
+    prefs.address, prefs.auto_start, prefs.timeout = f"tcp://127.0.0.1:{closed_port}", False, 1.0
     try:
         photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "a.png")))
         before = set(bpy.data.images.keys())
-        with pytest.raises(RuntimeError, match="not answering at tcp://127.0.0.1:5799.*start it"):
+        with pytest.raises(RuntimeError, match=f"not answering at tcp://127.0.0.1:{closed_port}.*start it"):
             bpy.ops.face_normals.estimate(image_name=photo.name)
         assert set(bpy.data.images.keys()) == before
     finally:
@@ -178,22 +178,33 @@ def test_a_photo_without_a_face_is_reported(clean_file, backend, tmp_path):
 
 def test_a_backend_killed_mid_request_is_reported(clean_file, addon, untrained_weights, tmp_path):
     bpy = clean_file
+    from backend.client import Client
+    from backend.client.launcher import free_loopback_address
     from bl_ext.user_default.face_normals.client.launcher import ServerProcess
     prefs = addon.preferences.get()
     saved = (prefs.address, prefs.auto_start, prefs.timeout)
-    process = ServerProcess(address="tcp://127.0.0.1:5762", log_path=tmp_path / "log",
+    address = free_loopback_address()
+    process = ServerProcess(address=address, log_path=tmp_path / "log",
                             extra_args=("--weights", str(untrained_weights), "--state-file",
                                         str(tmp_path / "state.json")))
     process.start()
     process.wait_ready(120)
-    prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5762", False, 2.0
+    prefs.address, prefs.auto_start, prefs.timeout = address, False, 2.0
+
+    def kill_once_working():
+        """SIGKILL as soon as the server holds one of the batch's requests (24 photos: seconds of
+        work left), whatever the machine's speed."""
+        with Client(address, timeout=30) as watcher:
+            while not watcher.info(timeout=30)["outstanding"]:
+                pass
+        os.killpg(process.process.pid, signal.SIGKILL)
     try:
         big = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), np.uint8)
         save_photo(big, tmp_path / "big.png")
         before = set(bpy.data.images.keys())
-        killer = threading.Timer(1.0, lambda: os.killpg(process.process.pid, signal.SIGKILL))
+        killer = threading.Thread(target=kill_once_working, daemon=True)
         killer.start()
-        with pytest.raises(RuntimeError, match="not answering"):   # a batch of 24: seconds of work
+        with pytest.raises(RuntimeError, match="not answering"):
             bpy.ops.face_normals.estimate(source="FILES", directory=str(tmp_path),
                                           files=[{"name": "big.png"}] * 24)
         assert set(bpy.data.images.keys()) == before
@@ -205,6 +216,7 @@ def test_a_backend_killed_mid_request_is_reported(clean_file, addon, untrained_w
 def test_the_documented_batch_script_runs(extension_zip, untrained_weights, astronaut, tmp_path):
     """addon/examples/batch_portraits.py, as the README says to run it, in a fresh Blender whose
     preferences start the backend by themselves."""
+    from backend.client.launcher import free_loopback_address
     photos = tmp_path / "photos"
     photos.mkdir()
     save_photo(astronaut, photos / "astronaut.png")
@@ -214,7 +226,8 @@ def test_the_documented_batch_script_runs(extension_zip, untrained_weights, astr
              f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, "
              "repo='user_default', enable_on_install=True); "
              "from bl_ext.user_default.face_normals import preferences; p = preferences.get(); "
-             f"p.backend_source = 'OWN'; p.python_command = {sys.executable!r}; p.address = 'tcp://127.0.0.1:5763'; "
+             f"p.backend_source = 'OWN'; p.python_command = {sys.executable!r}; "
+             f"p.address = {free_loopback_address()!r}; "
              f"p.backend_args = '--weights {untrained_weights} --state-file {tmp_path / 's.json'}'; "
              "p.idle_timeout = 60; "
              f"sys.argv = ['batch', '--', {str(photos)!r}, {str(tmp_path / 'out.blend')!r}]; "
@@ -267,16 +280,18 @@ def test_oldest_and_newest_blender_install_enable_and_use_it(venv, version, zip_
 def test_with_the_shipped_model_the_lit_side_of_the_face_follows_the_light(clean_file, addon, astronaut,
                                                                             tmp_path):
     """The whole product on a real photo: shipped weights, estimate, portrait, two renders."""
+    from backend.client.launcher import free_loopback_address
     from bl_ext.user_default.face_normals import api
     from bl_ext.user_default.face_normals.client.launcher import ServerProcess
     bpy = clean_file
     prefs = addon.preferences.get()
     saved = (prefs.address, prefs.auto_start)
-    process = ServerProcess(address="tcp://127.0.0.1:5764", log_path=tmp_path / "log",
+    address = free_loopback_address()
+    process = ServerProcess(address=address, log_path=tmp_path / "log",
                             extra_args=("--state-file", str(tmp_path / "state.json")))
     process.start()
     process.wait_ready(120)
-    prefs.address, prefs.auto_start = "tcp://127.0.0.1:5764", False
+    prefs.address, prefs.auto_start = address, False
     try:
         api.estimate(str(save_photo(astronaut, tmp_path / "astronaut.png")))
         api.relightable_portrait("astronaut.png", light="LEFT")

@@ -9,11 +9,12 @@ from .conftest import save_photo
 pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
 
 
-def test_a_backend_python_that_does_not_exist_is_a_clear_error(clean_file, addon, astronaut, tmp_path):
+def test_a_backend_python_that_does_not_exist_is_a_clear_error(clean_file, addon, astronaut, tmp_path,
+                                                                closed_port):
     bpy = clean_file
     prefs = addon.preferences.get()
     saved = (prefs.address, prefs.auto_start, prefs.timeout, prefs.python_command, prefs.backend_source)
-    prefs.address, prefs.auto_start, prefs.timeout = "tcp://127.0.0.1:5798", True, 1.0
+    prefs.address, prefs.auto_start, prefs.timeout = f"tcp://127.0.0.1:{closed_port}", True, 1.0
     prefs.python_command, prefs.backend_source = str(tmp_path / "no" / "python"), "OWN"
     try:
         photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "a.png")))
@@ -78,11 +79,12 @@ def test_long_work_offers_no_redo_panel_and_the_file_browser_lists_folders(addon
 
 
 def test_a_failed_start_quotes_its_own_log_not_an_earlier_runs(addon, tmp_path):
+    from backend.client.launcher import free_loopback_address
     from bl_ext.user_default.face_normals.client import ServerError
     from bl_ext.user_default.face_normals.client.launcher import ServerProcess
     log = tmp_path / "backend.log"
     log.write_text("serving on tcp://127.0.0.1:9 from an earlier run\n")
-    process = ServerProcess(address="tcp://127.0.0.1:5797", log_path=log,
+    process = ServerProcess(address=free_loopback_address(), log_path=log,
                             extra_args=("--weights", str(tmp_path / "missing.safetensors")))
     process.start()
     with pytest.raises(ServerError) as caught:

@@ -215,24 +215,20 @@ def test_killed_server_is_reported_in_time_and_a_restart_is_picked_up(start_serv
     request = client.submit("estimate", {"detect": False}, images)
     time.sleep(0.3)
     first.kill()
-    started = time.monotonic()
-    while not request.finished:
-        client.step()
-        time.sleep(0.02)
-    assert isinstance(request.error, ServerUnavailable)
-    assert time.monotonic() - started < 4.0           # the bound: timeout (2 s) plus slack
-    assert "not running" in str(request.error)
+    # reported by the client's own timeout (2 s of silence: "not running"), not by the minute
+    # this test waits at most ("no result ... within")
+    with pytest.raises(ServerUnavailable, match="not running"):
+        client.wait(request, timeout=60)
     start_server(bind=address)                          # back on the same address
     assert client.info(timeout=30)["kind"] == "info"    # same client, rebuilt socket
     client.close()
 
 
-def test_no_server_at_all_is_reported():
-    with Client("tcp://127.0.0.1:1", timeout=1.0) as client:
-        started = time.monotonic()
+def test_no_server_at_all_is_reported(closed_port):
+    with Client(f"tcp://127.0.0.1:{closed_port}", timeout=1.0) as client:
+        # the client's 1 s of silence says how to start a server; the minute here is a cap
         with pytest.raises(ServerUnavailable, match="python -m backend serve"):
-            client.info()
-        assert time.monotonic() - started < 3
+            client.info(timeout=60)
 
 
 def serve(*args, timeout=60):
@@ -241,8 +237,8 @@ def serve(*args, timeout=60):
 
 
 def test_non_loopback_bind_without_keys_is_refused(untrained_weights):
-    done = serve("--weights", untrained_weights, "--bind", "tcp://0.0.0.0:5599")
-    assert done.returncode == 1 and "refusing to bind tcp://0.0.0.0:5599" in done.stderr
+    done = serve("--weights", untrained_weights, "--bind", "tcp://0.0.0.0:*")
+    assert done.returncode == 1 and "refusing to bind tcp://0.0.0.0:*" in done.stderr
     assert "python -m backend keys" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -304,11 +300,11 @@ def test_predict_through_the_server_writes_the_same_files(server, astronaut_path
         assert np.abs(local - remote).max() <= 1
 
 
-def test_info_through_the_cli(server):
+def test_info_through_the_cli(server, closed_port):
     done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", server.address, "--json"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and '"device": "cpu"' in done.stdout
-    done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", "tcp://127.0.0.1:1"],
+    done = subprocess.run([sys.executable, "-m", "backend", "info", "--server", f"tcp://127.0.0.1:{closed_port}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.startswith("error: no answer")
 

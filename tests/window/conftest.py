@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,12 +16,6 @@ import pytest
 from .window import SetupUnavailable, Window, set_up, tear_down
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +66,8 @@ def backend(folder):
     """`python -m backend serve` from this venv with the shipped model (the portrait's screenshot
     shows real normals) on a free loopback port; its address once it answers."""
     from backend.client import Client
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    from backend.client.launcher import free_loopback_address
+    address = free_loopback_address()
     with open(folder / "backend.log", "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--bind", address,
                                     "--state-file", str(folder / "state.json")],

@@ -1,6 +1,8 @@
 """The add-on in a real Blender window (Debian trixie's Blender 4.3.2, Python 3.13, under Xvfb on
 software OpenGL): installed from the built zip through Blender's own installer, used through the
-modal path with real mouse and keys (xdotool).  The tests run in file order on one window.
+modal path with real mouse and keys (xdotool).  The tests share one window; each sets up what it
+needs through the fixtures below (the add-on installed, the preferences, the photo and its normal
+map), so any one runs alone and in any order.
 
 Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
 a relit portrait and its face), so the README's pictures are what this test saw.  Set
@@ -22,12 +24,16 @@ pytestmark = pytest.mark.slow
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ADDON = "bl_ext.user_default.face_normals"
-STALL = 0.2          # the longest the add-on may hold Blender's main thread (invoke, one modal step)
+# The UI promise, measured on every failure path (printed) and bounded generously: the machines
+# that run these tests are shared and loaded, and a bound near the measurement would fail for the
+# load, not for a defect.  The add-on's own invoke and modal steps take ~1 ms; STALL is far above
+# that and still below the 1 s a blocking wait for an absent backend would hold the main thread
+# (test_no_backend's timeout), so such a regression still fails.
+STALL = 0.5
 # The gap between two ticks of control.py's timer also holds Blender's own redraws: on llvmpipe
-# with two shared cores one redraw of the window after a report takes 0.2-0.3 s by itself (measured
-# with the add-on's own steps at ~1 ms), so the gap is held to "the UI kept answering" instead: no
-# freeze like the ~5 s one of the issue's item 2.
-ANSWERING = 1.0
+# with two shared cores one redraw of the window after a report takes 0.2-0.3 s by itself, so the
+# gap is held to "the UI kept answering": no freeze like the ~5 s one of the issue's item 2.
+ANSWERING = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,62 @@ def photos(folder, astronaut) -> dict[str, Path]:
             batch / f"portrait_{index}.png")
     paths["batch"] = batch
     return paths
+
+
+@pytest.fixture(scope="module")
+def installed(window, zip_313):
+    """The extension installed from Install from Disk's operator in the window, its jobs watched
+    (control.py), and the layout every test uses: an Image Editor with its sidebar, and the Info
+    editor where the reports are read."""
+    assert window.run(f"""
+bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
+                                         enable_on_install=True)
+result = {ADDON!r} in bpy.context.preferences.addons
+""", timeout=120)
+    window.run("""
+watch_addon()
+for area in bpy.context.window_manager.windows[0].screen.areas:
+    if area.type == "VIEW_3D":
+        area.type = "IMAGE_EDITOR"
+    elif area.type == "DOPESHEET_EDITOR":
+        area.type = "INFO"
+area_of("IMAGE_EDITOR").spaces.active.show_region_ui = True
+result = None
+""")
+    # the splash screen's Quick Setup takes the first key
+    window.key("Escape", 700, 950)
+    return window
+
+
+@pytest.fixture
+def on_backend(installed, backend):
+    """The add-on's preferences at the tests' backend, not starting one by itself."""
+    _prefs(installed, address=backend, auto_start=False, timeout=2.0)
+    return installed
+
+
+@pytest.fixture
+def astronaut_shown(on_backend, photos):
+    """The astronaut photo loaded (once) and shown in the Image Editor."""
+    _load(on_backend, photos["astronaut"])
+    _show(on_backend, "astronaut.png")
+    return on_backend
+
+
+@pytest.fixture
+def with_normals(astronaut_shown):
+    """astronaut_shown, with its normal map (estimated through the operator's blocking path when
+    no earlier test made one)."""
+    astronaut_shown.run("""
+if "astronaut_normal" not in bpy.data.images:
+    bpy.ops.face_normals.estimate(image_name="astronaut.png")
+result = None
+""", timeout=120)
+    return astronaut_shown
+
+
+def _load(window, path: Path) -> None:
+    window.run(f"bpy.data.images.load({str(path)!r}, check_existing=True); result = None")
 
 
 def _reports(window) -> list[str]:
@@ -89,34 +151,15 @@ result = None
 """)
 
 
-def test_installs_through_blenders_installer(window, zip_313, backend):
-    """Install from Disk's operator, in the window; then the layout the other tests use."""
-    assert window.run(f"""
-bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
-                                         enable_on_install=True)
-result = {ADDON!r} in bpy.context.preferences.addons
-""", timeout=120)
-    window.run(f"""
-watch_addon()
-for area in bpy.context.window_manager.windows[0].screen.areas:
-    if area.type == "VIEW_3D":
-        area.type = "IMAGE_EDITOR"
-    elif area.type == "DOPESHEET_EDITOR":
-        area.type = "INFO"
-area_of("IMAGE_EDITOR").spaces.active.show_region_ui = True
-prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
-prefs.address, prefs.auto_start, prefs.timeout = {backend!r}, False, 2.0
-result = None
-""")
-    # the splash screen's Quick Setup takes the first key
-    window.key("Escape", 700, 950)
+def test_installs_through_blenders_installer(installed):
+    """Install from Disk's operator, in the window (the `installed` fixture), enables it."""
+    assert installed.run(f"result = {ADDON!r} in bpy.context.preferences.addons")
+    assert installed.run("result = hasattr(bpy.types, 'FACE_NORMALS_OT_estimate')")
 
 
-def test_estimate_shows_progress_during_the_network_pass(window, photos, folder):
-    window.run(f"""
-image = bpy.data.images.load({str(photos["astronaut"])!r})
-space = area_of("IMAGE_EDITOR").spaces.active
-space.image = image
+def test_estimate_shows_progress_during_the_network_pass(astronaut_shown, photos, folder):
+    window = astronaut_shown
+    window.run("""
 with ui("IMAGE_EDITOR"):
     bpy.ops.image.view_all(fit_view=True)
 result = None
@@ -162,7 +205,8 @@ result = None
     window.screenshot(DOCS / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
 
 
-def test_escape_cancels_and_the_next_run_works(window, photos):
+def test_escape_cancels_and_the_next_run_works(astronaut_shown, photos):
+    window = astronaut_shown
     names = [{"name": f"portrait_{index}.png"} for index in range(8)]
     window.run('log["progress"].clear()')
     assert _invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
@@ -174,14 +218,18 @@ def test_escape_cancels_and_the_next_run_works(window, photos):
     assert any("cancelled" in line for line in _reports(window)[-3:]), _reports(window)[-5:]
     assert not window.run('result = "portrait_7_normal" in bpy.data.images')
     _show(window, "astronaut.png")
-    window.run('bpy.data.images.remove(bpy.data.images["astronaut_normal"]); result = None')
+    window.run('''
+if "astronaut_normal" in bpy.data.images:
+    bpy.data.images.remove(bpy.data.images["astronaut_normal"])
+result = None
+''')
     assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
     _wait_job(window)
     assert "Made astronaut_normal" in _reports(window)[-1]
 
 
-def test_dragging_in_the_relight_preview_moves_the_light(window):
-    _show(window, "astronaut.png")
+def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
+    window = with_normals
     assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
     before = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
     start = window.run('result = screen_xy("IMAGE_EDITOR", 0.35, 0.5)')
@@ -189,13 +237,17 @@ def test_dragging_in_the_relight_preview_moves_the_light(window):
     window.drag(tuple(start), tuple(end))
     time.sleep(0.3)
     after = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
+    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    window.key("Escape", x, y)            # ends the preview
     assert np.abs(np.subtract(after, before)).max() > 0.1, (before, after)
     assert after[0] > 0.05, after        # the drag ended right of the middle: the light is to the right
 
 
-def test_preview_pixels_match_the_bake(window, folder):
-    """The preview (still running) and the baked <photo>_relit shown in its place, screenshot for
-    screenshot: the issue saw the preview sRGB-encoded twice (suit 207,90,50 as 229,154,117)."""
+def test_preview_pixels_match_the_bake(with_normals, folder):
+    """The preview and the baked <photo>_relit shown in its place, screenshot for screenshot: the
+    issue saw the preview sRGB-encoded twice (suit 207,90,50 as 229,154,117)."""
+    window = with_normals
+    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
     window.run("""
 C.scene.face_normals_relight.lights[0].direction = (0.5, 0.3, 0.8)
 area_of("IMAGE_EDITOR").tag_redraw()
@@ -252,33 +304,49 @@ def _fails_with_a_message(window, pattern: str, operator: str = "face_normals.es
     return new
 
 
-def test_no_backend(window):
-    _prefs(window, address="tcp://127.0.0.1:9", auto_start=False, timeout=1.0)
-    _show(window, "astronaut.png")
-    _fails_with_a_message(window, r"not answering at tcp://127\.0\.0\.1:9")
+def test_no_backend(astronaut_shown, closed_port):
+    window = astronaut_shown
+    address = f"tcp://127.0.0.1:{closed_port}"
+    _prefs(window, address=address, auto_start=False, timeout=1.0)
+    _fails_with_a_message(window, f"not answering at {re.escape(address)}")
 
 
-def test_bad_backend_python(window):
-    _prefs(window, address="tcp://127.0.0.1:9", auto_start=True, python_command="/no/such/python3",
+def test_bad_backend_python(astronaut_shown, closed_port):
+    window = astronaut_shown
+    _prefs(window, address=f"tcp://127.0.0.1:{closed_port}", auto_start=True, python_command="/no/such/python3",
            backend_source="OWN")      # one's own Backend Python (the default is the add-on's environment)
     _fails_with_a_message(window, r"Could not start the backend.*/no/such/python3")
 
 
-def test_no_face(window, photos, backend):
-    _prefs(window, address=backend, auto_start=False, timeout=2.0, python_command="python3")
-    window.run(f'bpy.data.images.load({str(photos["grey"])!r}); result = None')
+def test_no_face(on_backend, photos):
+    window = on_backend
+    _load(window, photos["grey"])
     _show(window, "grey.png")
     _fails_with_a_message(window, r"no face")
 
 
-def test_not_an_image(window, photos):
+def test_not_an_image(on_backend, photos):
+    window = on_backend
     _fails_with_a_message(window, r"could not read|cannot read|not .*image", source="FILES",
                           directory=str(photos["text"].parent) + "/", files=[{"name": photos["text"].name}])
 
 
-def test_relit_portrait_in_material_preview(window, folder):
+def test_relit_portrait_in_material_preview(with_normals, folder):
     """Relightable Portrait with the key light to one side, in Material Preview through its camera
     (EEVEE's first shader compile on llvmpipe takes minutes)."""
+    window = with_normals
+    try:
+        _portrait_in_material_preview(window, folder)
+    finally:       # the Image Editor back, for the tests that run after this one
+        window.run("""
+for area in bpy.context.window_manager.windows[0].screen.areas:
+    if area.type == "VIEW_3D":
+        area.type = "IMAGE_EDITOR"
+result = None
+""")
+
+
+def _portrait_in_material_preview(window, folder) -> None:
     window.run("""
 area = area_of("IMAGE_EDITOR")
 area.spaces.active.image = bpy.data.images["astronaut.png"]
