@@ -158,6 +158,25 @@ class AsPredictRuns(nn.Module):
         return normals
 
 
+class V3PerFace(nn.Module):
+    """What `predict` would run per face with a v3 size: the network on a face crop and a head-
+    and-shoulders crop at its input side (one batch), the person segmenter at 256^2.  Untrained
+    weights: the cost does not depend on them."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        from ..estimator import models
+        from ..estimator.segmentation import PersonSegmenter
+        self.model = models.create_model(name).eval()
+        self.segmenter = PersonSegmenter().model
+        self.side = self.model.config.input_size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        crop = F.interpolate(image, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        self.segmenter(image)
+        return self.model(torch.cat([crop, crop]))["normals"]
+
+
 def network_table(model: FaceNormalNet, repeats: int) -> list[tuple[str, int, float, float]]:
     image = torch.rand(1, 3, 256, 256)
     with torch.inference_mode():
@@ -168,6 +187,8 @@ def network_table(model: FaceNormalNet, repeats: int) -> list[tuple[str, int, fl
             ("both, one crop", model, (image,)),
             ("predict, per face", AsPredictRuns(model), (image,)),
             ("predict, mirror-averaged", AsPredictRuns(model, mirror=True), (image,)),
+            ("v3 fast, per face", V3PerFace("fast").eval(), (image,)),
+            ("v3 quality, per face", V3PerFace("quality").eval(), (image,)),
             ("authors' coarse generator", pix2pix_unet256().eval(), (torch.rand(1, 1, 256, 256),)),
             ("authors' refiner", AuthorsRefiner().eval(), (image, image)),
             ("authors' pair", AuthorsPair().eval(), (image,)),
@@ -229,6 +250,9 @@ def main() -> None:
     ours, authors = times["predict, per face"], times["authors' pair"]
     print(f"what predict runs per face takes {ours / authors:.3f} of the authors' pair's time on one "
           f"face ({authors / ours:.1f}x faster; target: at most 0.1)")
+    for size, target in (("fast", 0.1), ("quality", 1.0)):
+        print(f"v3 {size} per face (512^2 crops): {times[f'v3 {size}, per face'] / authors:.3f} of the "
+              f"authors' pair (target: at most {target})")
 
     print(f"\n{'predict, 1024x1024 JPEG':<28}{'ms':>9}")
     for step, seconds in predict_breakdown(weights_file, max(3, args.repeats // 4)).items():
