@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--exr", action="store_true", help="also write <stem>_normal.exr (float32)")
     predict.add_argument("--json", action="store_true",
                          help="print one JSON object per photo on stdout (JSON Lines: photo, "
-                              "outputs, faces with box, roll, score and named landmarks; or error); "
+                              "outputs, faces with box, roll, score and named landmarks, warnings such as "
+                              "no person in the image; or error); "
                               "the progress lines then go to stderr")
     predict.add_argument("--focal-mm", type=_focal_length,
                          help="the photos' focal length, 35 mm equivalent: normals in camera space "
@@ -236,6 +237,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .client import ServerError
     from .estimator import ImageError, NoFaceError, WeightsError
     from .estimator.image_io import encode_normals, write_exr, write_mask_png, write_normal_png
+    from .estimator.person_check import person_warnings
 
     from .core.files import expand_inputs
 
@@ -279,9 +281,13 @@ def run_predict(args: argparse.Namespace) -> int:
         progress.write(f"{path} -> {output / (path.stem + '_normal.png')} "
                        f"({len(faces) or 'no'} face{'s' * (len(faces) != 1)} detected"
                        f"{', detection off' if args.no_detect else ''})", file=report)
+        warnings = person_warnings(mask)
+        for warning in warnings:
+            progress.write(f"warning: {path}: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps({"photo": str(path), "normal": str(output / f"{path.stem}_normal.png"),
-                              "mask": str(output / f"{path.stem}_mask.png"), "faces": faces}),
+                              "mask": str(output / f"{path.stem}_mask.png"), "faces": faces,
+                              "warnings": warnings}),
                   flush=True)
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)

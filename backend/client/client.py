@@ -269,7 +269,7 @@ class Client:
                  focal_35mm: float | None = None, timeout: float | None = None) -> list[dict]:
         """Normals for a list of images (encoded file bytes, or uint8/uint16/float arrays).
         Returns one dict per image: {"normals": (H, W, 3) float32, "mask": (H, W) float32 or None,
-        "faces", "face_details", "centres", "camera_space", "timings"}, or {"error": ServerError}
+        "faces", "face_details", "centres", "camera_space", "timings", "warnings"}, or {"error": ServerError}
         for an image that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
         the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py)."""
         options = protocol.EstimateOptions(detect, convention, mask, normals_dtype, focal_35mm)
@@ -306,5 +306,5 @@ def unpack_estimate(reply: protocol.Message, mask: bool) -> list[dict[str, Any]]
         out.append({"normals": normals, "mask": face_mask, "faces": result["faces"],
                     "face_details": result.get("face_details", []),  # absent from older servers
                     "centres": result["centres"], "camera_space": result["camera_space"],
-                    "timings": result["timings"]})
+                    "timings": result["timings"], "warnings": result.get("warnings", [])})
     return out

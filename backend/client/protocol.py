@@ -22,7 +22,9 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 RESULT is {"ok": true, "faces": [[x, y, w, h], ...] (each face's box: its
                 landmarks' extent, pixels, largest face first), "face_details": [FACE, ...] (the
                 same faces in the same order), "centres": [[x, y], ...]
-                (the pixel each face's crop is centred on), "camera_space": bool, "timings"} (its
+                (the pixel each face's crop is centred on), "camera_space": bool, "timings",
+                "warnings": [sentence, ...] (why not to trust this map, e.g. no person in the
+                image; absent from older servers)} (its
                 normals, then its mask if asked, are the next payload frames; uint16 normals are
                 n * 0.5 + 0.5 scaled to 0..65535) or {"ok": false, "code", "message"}: one bad
                 image of a batch does not fail the others.

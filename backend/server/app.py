@@ -40,6 +40,7 @@ from ..estimator import Estimator, ImageError, NoFaceError
 from ..estimator.pipeline import Job
 from ..estimator.image_io import ImageTooLarge, encode_normals, image_size, read_image, to_rgb_float
 from ..estimator.networks import count_parameters
+from ..estimator.person_check import person_warnings
 from .security import CurveKeys, is_loopback
 
 logger = logging.getLogger(__name__)
@@ -441,7 +442,8 @@ class Server:
             results.append({"ok": True, "faces": [list(f.box) for f in done.faces],
                             "face_details": [f.to_json() for f in done.faces],
                             "centres": [list(c) for c in done.centres],
-                            "camera_space": done.camera_space, "timings": done.timings})
+                            "camera_space": done.camera_space, "timings": done.timings,
+                            "warnings": person_warnings(done.mask)})
             del done, wire       # the full-size float maps go before the next image's come
             self.worker_beat = time.monotonic()
             if len(work.payloads) > 1:
