@@ -176,19 +176,19 @@ class PipProgress:
             self.status = f"installing {len(names)} packages{large}"
 
 
-CERTIFICATE = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|SSLCertVerificationError")
+CERTIFICATE = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|SSLCertVerificationError|"
+                         r"problem confirming the ssl certificate")
 
 
 def certificate_failure(output: list[str]) -> str | None:
     """The hosts whose HTTPS certificates pip could not verify (from pip's own lines), else None."""
+    failed = [line for line in output if CERTIFICATE.search(line)]
     hosts: list[str] = []
-    for line in output:
-        if CERTIFICATE.search(line):
-            host = re.search(r"host='([^']+)'", line) or re.search(r"https?://([^/:\s'\"]+)", line)
-            name = host.group(1) if host else "the package index"
-            if name not in hosts:
-                hosts.append(name)
-    return " and ".join(hosts) or None
+    for line in failed:
+        host = re.search(r"host='([^']+)'", line) or re.search(r"https?://([^/:\s'\"]+)", line)
+        if host and host.group(1) not in hosts:
+            hosts.append(host.group(1))
+    return (" and ".join(hosts) or "the package index") if failed else None
 
 
 def explain_certificate(host: str, cert: str) -> str:
@@ -262,8 +262,9 @@ def pip_options(prefs) -> tuple[list[str], dict | None]:
     options = ["--index-url", prefs.index_url] if prefs.index_url else []
     if prefs.torch_build == "CPU":
         options += ["--extra-index-url", CPU_INDEX]
-    if prefs.ca_bundle:
+    if prefs.ca_bundle:       # pip's requests would take these variables over --cert
         options += ["--cert", bpy_abspath(prefs.ca_bundle)]
+        return options, {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     return options, None
 
 
@@ -413,7 +414,9 @@ class SetupJob(Job):
         else:
             self.base = command
             version = ".".join(map(str, found["version"]))
-            STATE.python = (f"{found['executable']} (Python {version}"
+            runs = "" if os.path.realpath(command[0]) == os.path.realpath(found["executable"]) \
+                else f"{found['executable']}, "
+            STATE.python = (f"{' '.join(command)} ({runs}Python {version}"
                             f"{'' if found['ensurepip'] else ', without ensurepip'}; pip from the add-on's wheel)")
             self.log.write(f"using {STATE.python}\n")
             self.phase = "venv"
