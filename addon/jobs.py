@@ -19,10 +19,11 @@ POPUP_WIDTH = 100        # characters per line of an error pop-up (a long line r
 
 def popup_text(message: str) -> str:
     """A report's message wrapped into lines for Blender's pop-up (it shows each line; one long
-    line is cut off at the window's edge).  Unchanged in background mode, which has no pop-up."""
+    line is cut off at the window's edge; the status bar drops the line breaks, so each keeps its
+    space).  Unchanged in background mode, which has no pop-up."""
     if bpy.app.background:
         return message
-    return "\n".join(textwrap.wrap(message, POPUP_WIDTH)) or message
+    return " \n".join(textwrap.wrap(message, POPUP_WIDTH)) or message
 
 
 def show_status(context, text: str | None) -> None:

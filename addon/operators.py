@@ -99,8 +99,8 @@ class FACE_NORMALS_OT_remove_backend(JobOperator, bpy.types.Operator):
         self._modal_after_select = True       # confirmed: execute runs the job on the modal timer
         return context.window_manager.invoke_confirm(
             self, event, title="Remove the Face Normals backend?",
-            message=f"Deletes {environment.folder()} (PyTorch and the backend: a GB or more); "
-                    f"Set Up Backend makes it again", confirm_text="Remove", icon="WARNING")
+            message="Deletes the backend's environment (PyTorch and the backend: a GB or more) from the "
+                    "add-on's folder; Set Up Backend makes it again", confirm_text="Remove", icon="WARNING")
 
     def make_job(self, context):
         return RemoveJob()

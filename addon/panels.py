@@ -97,7 +97,7 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         layout = self.layout
         row = layout.row(align=True)
         running = relight.FACE_NORMALS_OT_relight_preview.running()
-        row.operator("face_normals.relight_preview", text="Previewing (Esc ends)" if running else "Preview",
+        row.operator("face_normals.relight_preview", text="Previewing" if running else "Preview",
                      icon="LIGHT_SUN", depress=running)
         row.operator("face_normals.relight_bake", text="Bake", icon="RENDER_STILL")
         layout.label(text="Normal Map (default: <photo>_normal)")
