@@ -257,9 +257,12 @@ def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder):
         window.run(f"__import__({PACKAGE + '.environment'!r}, fromlist=['x']).folder().mkdir(); result = None")
     if window.run("result = len(bpy.context.window_manager.windows)") < 2:
         _open_preferences(window)
-    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    x, y = 1100, 500                                    # over the Preferences, where its button is
     window.tool("xdotool", "mousemove", str(x), str(y))
-    assert _invoke(window, "face_normals.remove_backend") == "{'RUNNING_MODAL'}"    # the question
+    assert _in_preferences(window, """
+log["ended_before"] = log["ended"]
+result = str(bpy.ops.face_normals.remove_backend("INVOKE_DEFAULT"))
+""") == "{'RUNNING_MODAL'}"                             # the question
     time.sleep(1.0)
     screen = np.asarray(Image.open(window.screenshot(folder / "remove.png")).convert("RGB")).astype(int)
     near = screen[y - 150:y + 150]                      # the question opens at the pointer
@@ -287,3 +290,11 @@ result = None
     _wait_job(window, timeout=30)
     print(f"Estimate after Remove said so after {time.monotonic() - started:.1f} s")
     assert any("not set up yet" in line for line in _reports(window)[-2:]), _reports(window)[-3:]
+    # the sidebar tells one story: not set up, and the button that sets it up
+    x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
+    window.key("Escape", x, y)                          # the error's pop-up
+    _in_preferences(window, "bpy.ops.wm.window_close()\nresult = None")   # it covers the sidebar
+    window.park_pointer()
+    time.sleep(1.0)
+    box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
+    window.screenshot(DOCS / "sidebar_not_set_up.png", box=(box[0], box[1], box[2], 160))
