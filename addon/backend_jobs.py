@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from . import images
+from . import environment, images
 from .backend_process import GRACE_SECONDS
 from .client import Batch, Request, ServerError
 from .client.protocol import EstimateOptions
@@ -13,6 +13,9 @@ from .job import Job, JobFailed
 from .link import LINK, explain
 
 START_SECONDS = 120.0       # a model load on a slow machine; after that the start has failed
+# A backend on this machine answers `info` in milliseconds: when there is none to start either,
+# waiting the whole timeout (5 s) for one only delays "not set up"
+NOT_SET_UP_PROBE_SECONDS = 1.0
 
 
 class ConnectJob(Job):
@@ -25,6 +28,7 @@ class ConnectJob(Job):
         super().__init__()
         self.prefs, self.start = prefs, start
         self._probe: Request | None = None
+        self._asked_at = 0.0
         self._started_at: float | None = None
 
     def step(self) -> bool:
@@ -34,8 +38,11 @@ class ConnectJob(Job):
         if self._probe is None:
             self.status = f"asking {self.prefs.address}"
             self._probe = client.submit("info")
+            self._asked_at = time.monotonic()
         client.step()
         if not self._probe.finished:
+            if self.start and time.monotonic() - self._asked_at > NOT_SET_UP_PROBE_SECONDS:
+                self._refuse_when_not_set_up()
             return False
         try:
             LINK.connected(self._probe.result().header)
@@ -57,6 +64,15 @@ class ConnectJob(Job):
         self.title, self.status = "Starting the backend", "loading the model"
         self._started_at = time.monotonic()
         return False
+
+    def _refuse_when_not_set_up(self) -> None:
+        """Nothing to start (the add-on's environment is not set up, e.g. just removed) and nobody
+        answered at once: say so now rather than after the whole timeout."""
+        try:
+            environment.backend_python(self.prefs)
+        except ValueError as error:
+            self.cancel()
+            raise JobFailed(str(error)) from None
 
     def _wait_for_start(self) -> bool:
         assert self._started_at is not None
@@ -129,20 +145,22 @@ class EstimateJob(Job):
             LINK.client.abandon(self.batch)
 
 
-def store_estimates(job: EstimateJob, save_mode: str) -> tuple[list[str], list[str]]:
+def store_estimates(job: EstimateJob, save_mode: str) -> tuple[list[str], list[str], list[str]]:
     """Make the normal-map (and mask) images of a finished EstimateJob: (made image names,
-    one message per photo that failed)."""
+    one message per photo that failed, the backend's warnings about the maps made, e.g. no
+    person in a photo estimated with Detect Faces off)."""
     assert job.batch is not None and job.batch.finished
-    made, failed = [], []
+    made, failed, warnings = [], [], []
     for (name, _, folder), result in zip(job.sources, job.batch.results):
         assert result is not None           # a finished batch has every result
         if "error" in result:
             failed.append(explain(result["error"], job.prefs.address, name))
             continue
+        warnings += [f"'{name}': {warning}" for warning in result.get("warnings", [])]
         height, width = result["normals"].shape[:2]
         centres = [] if result["camera_space"] else [(x / width, y / height) for x, y in result["centres"]]
         normals, mask = images.limit_size(result["normals"], result["mask"], job.prefs.max_size)
         beside = folder if save_mode == "BESIDE" and folder else None
         normal_image, _ = images.store_results(name, normals, mask, save_beside=beside, view_centres=centres)
         made.append(normal_image.name)
-    return made, failed
+    return made, failed, warnings

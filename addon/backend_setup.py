@@ -2,13 +2,17 @@
 extension's user folder (environment.py), made and removed without blocking Blender.
 
 The set-up, step by step, each step a subprocess polled without waiting:
-1. find a Python that can make a venv with pip (3.11-3.13): the one given in the preferences, or
+1. find a Python that can make a venv (3.11-3.13): the one given in the preferences, or
    Blender's own (sys.executable), python3.13, python3.12, python3.11, python3 on PATH - each
    asked, not assumed;
-2. `<that python> -m venv <folder>` (pip comes with it, through ensurepip);
+2. `<that python> -m venv --without-pip <folder>`, then pip from the pip wheel the zip carries
+   (`<venv python> <pip.whl>/pip install --no-index <pip.whl>`): no `ensurepip` needed (Debian's
+   and Ubuntu's Python lack it without python3-venv), and the same recent pip everywhere, which
+   trusts the system's certificate store (truststore);
 3. `<venv python> -m pip install <the bundled face-normals wheel>` with PyTorch's CPU index as an
    extra index (default), the plain index (CUDA builds on Linux), or only a folder of wheels
-   (offline: `--no-index --find-links DIR`); progress from pip's output;
+   (offline: `--no-index --find-links DIR`); progress from pip's output and, while pip installs
+   (it prints nothing per package), from the packages' metadata appearing in the environment;
 4. start `<venv python> -m backend serve` and wait for its `info`;
 5. only then write the marker (environment.write_marker): the environment is ready.
 Cancel terminates the running process; a failure keeps pip's whole log in
@@ -39,6 +43,11 @@ from .pip_progress import PipProgress
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 SUPPORTED = ((3, 11), (3, 12), (3, 13))
 FREE_BYTES = {"CPU": 2_000_000_000, "CUDA": 8_000_000_000, "INDEX": 2_000_000_000}   # download + install
+# What the panel promises per PyTorch choice: CPU measured ~1.2 GB; the index's PyTorch on Linux and
+# Windows is the CUDA build (issue #30: 3.1 GB downloaded, 5.7 GB on disk)
+DISK_NEEDS = {"CPU": "about 1.2 GB on disk",
+              "CUDA": "several GB: about 3 GB to download, 6 GB on disk",
+              "INDEX": "on Linux and Windows the index gives the CUDA build: about 6 GB on disk"}
 START_SECONDS = 180.0
 LOG_LINES = 12                       # pip's last lines shown in the panel on failure
 
@@ -61,14 +70,16 @@ class SetupState:
     log_tail: list[str] = field(default_factory=list)
     running: bool = False
     progress: str = ""               # the running set-up's phase and count, for the panel
+    python: str = ""                 # the Python the last set-up chose, and how it gets pip
 
 
 STATE = SetupState()
 
 
-def wheel_path() -> Path | None:
-    """The face-normals wheel the zip carries (addon/build.py puts it in backend_wheel/)."""
-    found = sorted((Path(__file__).parent / "backend_wheel").glob("face_normals-*.whl"))
+def wheel_path(name: str = "face_normals") -> Path | None:
+    """A wheel the zip carries (addon/build.py puts them in backend_wheel/): the face-normals
+    backend, or pip (name="pip") for environments made without ensurepip."""
+    found = sorted((Path(__file__).parent / "backend_wheel").glob(f"{name}-*.whl"))
     return found[-1] if found else None
 
 
@@ -130,9 +141,39 @@ class Process:
                 self.popen.kill()
 
 
-def explain_pip_failure(output: list[str], *, offline: str, index: str) -> str:
+CERTIFICATE = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|SSLCertVerificationError|"
+                         r"problem confirming the ssl certificate")
+
+
+def certificate_failure(output: list[str]) -> str | None:
+    """The hosts whose HTTPS certificates pip could not verify (from pip's own lines), else None."""
+    failed = [line for line in output if CERTIFICATE.search(line)]
+    hosts: list[str] = []
+    for line in failed:
+        host = re.search(r"host='([^']+)'", line) or re.search(r"https?://([^/:\s'\"]+)", line)
+        if host and host.group(1) not in hosts:
+            hosts.append(host.group(1))
+    return (" and ".join(hosts) or "the package index") if failed else None
+
+
+def explain_certificate(host: str, cert: str) -> str:
+    """Why pip refused the index's certificate, and the next step that works."""
+    if cert:
+        return (f"pip could not verify the HTTPS certificate of {host} with the Certificate Bundle {cert} "
+                f"(CERTIFICATE_VERIFY_FAILED): that file does not hold the authority that signed it. Ask your "
+                f"IT for the CA bundle of the proxy that inspects HTTPS (a .pem file), set it there and press "
+                f"Set Up Backend again")
+    return (f"pip could not verify the HTTPS certificate of {host} (CERTIFICATE_VERIFY_FAILED): something "
+            f"between this computer and the index shows its own certificate, most often a company proxy "
+            f"that inspects HTTPS. pip already uses this system's certificate store, so either install "
+            f"your organisation's root certificate there, or set its CA bundle (a .pem file, from your IT) "
+            f"in Certificate Bundle below; then press Set Up Backend again")
+
+
+def explain_pip_failure(output: list[str], *, offline: str, index: str, cert: str = "") -> str:
     """A sentence that says why pip failed and what to do."""
     text = "\n".join(output)
+    host = certificate_failure(output)
     missing = re.findall(r"No matching distribution found for (\S+)", text)
     network = re.search(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
                         r"resolution|Name or service not known|Network is unreachable|Connection refused|"
@@ -141,6 +182,8 @@ def explain_pip_failure(output: list[str], *, offline: str, index: str) -> str:
     if re.search(r"No space left on device|\[Errno 28\]", text):
         return (f"The disk is full: the set-up needs about 2 GB free (8 GB for CUDA) in "
                 f"{environment.user_folder()}. Free some space and press Set Up Backend again")
+    if host is not None:
+        return explain_certificate(host, cert)
     if offline and missing:
         return (f"The wheel folder {offline} has no wheel for {missing[0]} for this Python: fill it with "
                 f"`pip download` (see the README, 'Offline set-up') and press Set Up Backend again")
@@ -184,7 +227,25 @@ def pip_options(prefs) -> tuple[list[str], dict | None]:
     options = ["--index-url", prefs.index_url] if prefs.index_url else []
     if prefs.torch_build == "CPU":
         options += ["--extra-index-url", CPU_INDEX]
+    if prefs.ca_bundle:       # pip's requests would take these variables over --cert
+        options += ["--cert", bpy_abspath(prefs.ca_bundle)]
+        return options, {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     return options, None
+
+
+def installed_since(root: Path, since: float) -> int:
+    """Packages pip has finished installing into the environment since `since` (time.time()):
+    pip prints nothing per package while it installs, but each one's metadata folder gets its
+    RECORD file last."""
+    site = root.glob("Lib/site-packages/*.dist-info/RECORD") if sys.platform == "win32" else \
+        root.glob("lib*/python*/site-packages/*.dist-info/RECORD")
+    count = 0
+    for record in site:
+        try:
+            count += record.stat().st_mtime >= since
+        except OSError:
+            pass
+    return count
 
 
 def bpy_abspath(path: str) -> str:
@@ -216,8 +277,15 @@ class SetupJob(Job):
         if self.wheel is None:
             raise ValueError("This add-on has no backend wheel inside (a developer build?): install the zip "
                              "that `make addon` builds, or choose Backend: My Own Python")
+        self.pip_wheel = wheel_path("pip")
+        if self.pip_wheel is None:
+            raise ValueError("This add-on has no pip wheel inside (a developer build?): install the zip "
+                             "that `make addon` builds")
         if prefs.wheel_folder and not os.path.isdir(bpy_abspath(prefs.wheel_folder)):
             raise ValueError(f"The wheel folder {prefs.wheel_folder} does not exist")
+        if prefs.ca_bundle and not os.path.isfile(bpy_abspath(prefs.ca_bundle)):
+            raise ValueError(f"The Certificate Bundle {prefs.ca_bundle} is not a file: give the .pem file of "
+                             f"your organisation's certificate authority, or leave the field empty")
         given = shlex.split(prefs.setup_python)
         self.candidates = [given] if given else self._candidates()
         self.rejected: list[str] = []
@@ -228,11 +296,12 @@ class SetupJob(Job):
         self.phase = "python"
         self.base: list[str] | None = None
         self.pip = PipProgress()
+        self.pip_started = 0.0
         self.server: ServerProcess | None = None
         self.started = self.server_started = time.monotonic()
         self.info: dict = {}
         self._replacing: Stopping | None = None
-        STATE.error, STATE.log_tail, STATE.running = "", [], True
+        STATE.error, STATE.log_tail, STATE.running, STATE.python = "", [], True, ""
         environment.marker(self.root).unlink(missing_ok=True)    # a re-run is not ready until it ends
         free = shutil.disk_usage(environment.user_folder()).free
         if free < FREE_BYTES[prefs.torch_build]:
@@ -282,9 +351,9 @@ class SetupJob(Job):
         self.status = "finding a Python for the backend"
         if self.process is None:
             if not self.candidates:
-                self._fail("No usable Python for the backend (3.11 to 3.13 with venv and ensurepip) was found: "
-                           + "; ".join(self.rejected) + ". Install Python 3.12 (python.org; on Debian/Ubuntu "
-                           "also python3-venv) or give one in Set-Up Python")
+                self._fail("No usable Python for the backend (3.11 to 3.13 with its venv module) was found: "
+                           + "; ".join(self.rejected) + ". Install Python 3.12 (python.org, or your system's "
+                           "python3 package) or give one in Set-Up Python")
             try:
                 self.process = Process([*self.candidates[0], "-c", CHECK], log=self.log)
             except OSError as error:
@@ -304,11 +373,16 @@ class SetupJob(Job):
             self.rejected.append(f"{' '.join(command)}: does not run")
         elif tuple(found["version"]) not in SUPPORTED:
             self.rejected.append(f"{' '.join(command)}: Python {'.'.join(map(str, found['version']))}")
-        elif not (found["venv"] and found["ensurepip"]):
-            self.rejected.append(f"{' '.join(command)}: cannot make a venv with pip (no ensurepip)")
+        elif not found["venv"]:
+            self.rejected.append(f"{' '.join(command)}: has no venv module")
         else:
             self.base = command
-            self.log.write(f"using {found['executable']} (Python {found['version']})\n")
+            version = ".".join(map(str, found["version"]))
+            runs = "" if os.path.realpath(command[0]) == os.path.realpath(found["executable"]) \
+                else f"{found['executable']}, "
+            STATE.python = (f"{' '.join(command)} ({runs}Python {version}"
+                            f"{'' if found['ensurepip'] else ', without ensurepip'}; pip from the add-on's wheel)")
+            self.log.write(f"using {STATE.python}\n")
             self.phase = "venv"
         return False
 
@@ -325,7 +399,7 @@ class SetupJob(Job):
             if self.root.exists():              # another Python or PyTorch build, or no pip yet: a new one
                 discard(self.root)
             assert self.base is not None
-            self.process = Process([*self.base, "-m", "venv", str(self.root)], log=self.log)
+            self.process = Process([*self.base, "-m", "venv", "--without-pip", str(self.root)], log=self.log)
         code = self.process.finished()
         if code is None:
             self.process.lines()
@@ -337,6 +411,25 @@ class SetupJob(Job):
             self._fail(f"Could not make the environment with {' '.join(self.base or [])}: choose another "
                        "Python in Set-Up Python", tail=output)
         choice.write_text(self._choice())
+        self.phase = "bootstrap"
+        return False
+
+    # 2b. pip into the new environment, from the wheel the zip carries (pip runs from its own wheel)
+    def _step_bootstrap(self) -> bool:
+        self.status = "installing pip into the environment"
+        if self.process is None:
+            assert self.pip_wheel is not None
+            self.process = Process([str(environment.python(self.root)), str(self.pip_wheel / "pip"), "install",
+                                    "--no-index", "--disable-pip-version-check", "--no-input", str(self.pip_wheel)],
+                                   log=self.log)
+        code = self.process.finished()
+        if code is None:
+            self.process.lines()
+            return False
+        output, self.process = self.process.output, None
+        if code != 0 or pip_version(self.root) == (0,):
+            self._fail(f"Could not install pip into the environment with {' '.join(self.base or [])}: choose "
+                       f"another Python in Set-Up Python", tail=output)
         self.phase = "pip"
         return False
 
@@ -353,16 +446,21 @@ class SetupJob(Job):
             command = [str(environment.python(self.root)), "-m", "pip", "install", "--disable-pip-version-check",
                        "--no-input", *progress, *options, str(self.wheel), *shlex.split(self.prefs.pip_args)]
             self.process = Process(command, log=self.log, env=env)
+            self.pip_started = time.time() - 1          # file times may be coarse
         process = self.process
         for line in process.lines():
             self.pip.feed(line)
             if self.prefs.torch_build == "CPU" and not self.prefs.wheel_folder and cpu_index_gone(line):
                 process.terminate()
                 self.process = None
-                self._fail(f"Could not reach PyTorch's CPU index ({CPU_INDEX}): check the network connection "
+                host = certificate_failure(process.output)
+                self._fail(explain_certificate(host, self.prefs.ca_bundle) if host is not None else
+                           f"Could not reach PyTorch's CPU index ({CPU_INDEX}): check the network connection "
                            f"(or the proxy in pip's configuration) and press Set Up Backend again, or choose "
                            f"PyTorch: As the Index Serves (on Linux and Windows the index's PyTorch is the "
                            f"several-GB CUDA build)", tail=[t for t in process.output if t.strip()])
+        if self.pip.total:
+            self.pip.done = min(self.pip.total, installed_since(self.root, self.pip_started))
         self.status, self.done, self.total = self.pip.status, self.pip.done, self.pip.total
         code = process.finished()
         if code is None:
@@ -372,7 +470,8 @@ class SetupJob(Job):
         output, self.process = process.output, None
         if code != 0:
             offline = bpy_abspath(self.prefs.wheel_folder) if self.prefs.wheel_folder else ""
-            self._fail(explain_pip_failure(output, offline=offline, index=self.prefs.index_url),
+            self._fail(explain_pip_failure(output, offline=offline, index=self.prefs.index_url,
+                                           cert=self.prefs.ca_bundle),
                        tail=[line for line in output if line.strip() and not line.startswith(("Progress ", "INFO:"))])
         self.done = self.total = 0
         self.phase = "start"
@@ -408,6 +507,7 @@ class SetupJob(Job):
         LINK.adopt(self.server, info)
         self.info = info
         environment.write_marker({"python": str(environment.python(self.root)), "base_python": self.base,
+                                  "chosen_python": STATE.python,
                                   "torch_build": self.prefs.torch_build,
                                   "source": self.prefs.wheel_folder or self.prefs.index_url or "default index",
                                   "device": info.get("device"), "model": info.get("model", {}).get("version"),

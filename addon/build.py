@@ -14,8 +14,9 @@ Each zip stages the add-on's modules, the pure packages it shares with the backe
 (addon/client, addon/core and addon/shaders: links to backend/client, backend/core and shaders/,
 written once, shipped as folders), the manifest
 (version from backend/__init__.py, the wheels of that Python) and the backend as a wheel (a data
-file that Set Up Backend installs, built once for both), fetches the pyzmq wheels (from PyPI,
-once, into .cache/wheels), then validates and builds with Blender's own extension tool
+file that Set Up Backend installs, built once for both) beside pip's wheel (the backend's
+environment gets its pip from it), fetches the pyzmq and pip wheels (from PyPI, once, into
+.cache/wheels), then validates and builds with Blender's own extension tool
 (bl_pkg's blender_ext.py, which the bpy wheel ships).  This file is not part of the zip."""
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class PythonBuild:
 
 BUILDS = (PythonBuild("3.11", "27.1.0", ""), PythonBuild("3.13", "26.4.0", "-python3.13"))
 SHARED = ("client", "core", "shaders")     # addon/<name>: links to the backend's packages
+PIP = "26.3"
 
 
 def blender_ext() -> Path:
@@ -60,19 +62,31 @@ def blender_ext() -> Path:
     return found[-1]
 
 
-def fetch_wheel(build: PythonBuild, platform_tag: str) -> Path:
-    """pyzmq's wheel for one Python and platform, unmodified from PyPI (cached)."""
-    pattern = f"pyzmq-{build.pyzmq}-{build.tag}-{build.tag}-*{platform_tag}*.whl"
+def cached_wheel(pattern: str, requirement: str, *options: str) -> Path:
+    """A wheel unmodified from PyPI, downloaded once into .cache/wheels."""
     found = sorted(WHEEL_CACHE.glob(pattern))
     if not found:
         WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "--python-version", build.python, "--platform", platform_tag,
-                        f"pyzmq=={build.pyzmq}", "-d", str(WHEEL_CACHE)], check=True)
+                        *options, requirement, "-d", str(WHEEL_CACHE)], check=True)
         found = sorted(WHEEL_CACHE.glob(pattern))
     if not found:
-        sys.exit(f"error: PyPI gave no pyzmq {build.pyzmq} wheel for {build.tag} {platform_tag}")
+        sys.exit(f"error: PyPI gave no wheel for {requirement} {' '.join(options)}")
     return found[-1]
+
+
+def fetch_wheel(build: PythonBuild, platform_tag: str) -> Path:
+    """pyzmq's wheel for one Python and platform."""
+    return cached_wheel(f"pyzmq-{build.pyzmq}-{build.tag}-{build.tag}-*{platform_tag}*.whl",
+                        f"pyzmq=={build.pyzmq}", "--python-version", build.python, "--platform", platform_tag)
+
+
+def fetch_pip() -> Path:
+    """pip's wheel (pure Python, any platform): Set Up Backend makes the backend's environment
+    without pip and installs this one into it, so a Python without ensurepip (Debian's and
+    Ubuntu's without python3-venv) works, and every environment gets a pip that uses the system's
+    certificate store (truststore, on since pip 24.2)."""
+    return cached_wheel(f"pip-{PIP}-py3-none-any.whl", f"pip=={PIP}")
 
 
 def build_backend_wheel() -> Path:
@@ -132,7 +146,8 @@ def stage(build: PythonBuild, backend_wheel: Path) -> None:
     manifest = manifest.replace("[permissions]", f"wheels = [\n{listed}]\n\n[permissions]", 1)
     (STAGE / "blender_manifest.toml").write_text(manifest)
     (STAGE / "backend_wheel").mkdir()
-    shutil.copy2(backend_wheel, STAGE / "backend_wheel" / backend_wheel.name)
+    for wheel in (backend_wheel, fetch_pip()):
+        shutil.copy2(wheel, STAGE / "backend_wheel" / wheel.name)
 
 
 def main() -> list[Path]:

@@ -8,6 +8,7 @@ import bpy
 import numpy as np
 
 from .core.encoding import mask_to_uint8, normals_to_uint16
+from .photo_maps import derived_name, photo_of
 from .png import write_png
 
 
@@ -28,14 +29,15 @@ def estimate_source(image: bpy.types.Image) -> tuple[str, object, str | None]:
 
 
 def context_photo(context, name: str = "") -> bpy.types.Image | None:
-    """The image an operator works on: the one named, else the Image Editor's, else the photo
+    """The photo an operator works on: the one named, else the Image Editor's, else the photo
     picked in the sidebar (the 3D viewport's), else the scene camera's background photo (where
-    Photo as Camera Background put it)."""
+    Photo as Camera Background put it).  A named or shown normal map, mask or relit image stands
+    for its photo (photo_maps.photo_of)."""
     if name:
-        return bpy.data.images.get(name)
+        return bpy.data.images.get(photo_of(name, bpy.data.images.keys()))
     space = context.space_data
     if getattr(space, "type", "") == "IMAGE_EDITOR" and space.image is not None:
-        return space.image
+        return bpy.data.images.get(photo_of(space.image.name, bpy.data.images.keys()), space.image)
     picked = getattr(context.scene, "face_normals", None)
     if picked is not None and picked.photo is not None:
         return picked.photo
@@ -50,14 +52,9 @@ def require_photo(context, name: str = "") -> bpy.types.Image:
     photo = context_photo(context, name)
     if photo is None:
         raise ValueError(f"No photo '{name}'" if name else
-                         "No photo: pick one in the Face Normals sidebar or open one in the Image "
-                         "Editor (or pass image_name)")
+                         "No photo: open one in the Image Editor, or pick one in the Face Normals "
+                         "sidebar")
     return photo
-
-
-def derived_name(photo_name: str, kind: str) -> str:
-    """The name of what the add-on makes from a photo: 'anna.jpg', 'normal' -> 'anna_normal'."""
-    return f"{os.path.splitext(photo_name)[0]}_{kind}"
 
 
 def image_pixels(image: bpy.types.Image) -> np.ndarray:

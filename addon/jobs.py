@@ -6,9 +6,36 @@ bpy module, where timers never fire, by calling the same step in a loop.
 """
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from .job import Job, JobFailed
+
+POPUP_WIDTH = 100        # characters per line of an error pop-up (a long line runs off the window)
+
+
+def popup_text(message: str) -> str:
+    """A report's message wrapped into lines for Blender's pop-up (it shows each line; one long
+    line is cut off at the window's edge; the status bar drops the line breaks, so each keeps its
+    space).  Unchanged in background mode, which has no pop-up."""
+    if bpy.app.background:
+        return message
+    return " \n".join(textwrap.wrap(message, POPUP_WIDTH)) or message
+
+
+def show_status(context, text: str | None) -> None:
+    """The status-bar text in every window: a job started from the Preferences (a window without
+    a status bar of its own) shows in the main window's, which is redrawn."""
+    for window in context.window_manager.windows:
+        with context.temp_override(window=window):
+            window.workspace.status_text_set(text)
+
+
+def main_window(context):
+    """The window that stays: not a temporary one such as the Preferences (closing that would
+    cancel a job whose handler lives in it)."""
+    return next((w for w in context.window_manager.windows if not w.screen.is_temporary), context.window)
 
 
 class JobOperator:
@@ -33,7 +60,7 @@ class JobOperator:
             job = self.make_job(context)
             job.run_blocking()
         except (ValueError, JobFailed) as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, popup_text(str(error)))
             return {"CANCELLED"}
         return self.finish(context, job)
 
@@ -46,13 +73,18 @@ class JobOperator:
         try:
             self._job = self.make_job(context)
         except ValueError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, popup_text(str(error)))
             return {"CANCELLED"}
         wm = context.window_manager
-        self._timer = wm.event_timer_add(0.05, window=context.window)
-        wm.modal_handler_add(self)
+        window = main_window(context)
+        self._timer = wm.event_timer_add(0.05, window=window)
+        if window == context.window:
+            wm.modal_handler_add(self)
+        else:                       # started in the Preferences: runs on when they are closed
+            with context.temp_override(window=window, area=None, region=None):
+                wm.modal_handler_add(self)
         wm.progress_begin(0, 100)
-        context.workspace.status_text_set(self._job.progress_text())
+        show_status(context, self._job.progress_text())
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -68,11 +100,11 @@ class JobOperator:
             finished = job.step()
         except JobFailed as error:
             self._end(context)
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, popup_text(str(error)))
             return {"CANCELLED"}
         if not finished:
             context.window_manager.progress_update(int(100 * job.done / job.total) if job.total else 0)
-            context.workspace.status_text_set(job.progress_text())
+            show_status(context, job.progress_text())
             return {"RUNNING_MODAL"}
         self._end(context)
         return self.finish(context, job)
@@ -89,5 +121,4 @@ class JobOperator:
             wm.event_timer_remove(self._timer)
             self._timer = None
             wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
+        show_status(context, None)

@@ -10,14 +10,14 @@ import os
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProperty
 
-from . import images, materials, portrait, preferences
+from . import environment, images, materials, portrait, preferences
 from .backend_setup import RemoveJob, SetupJob
 from .backend_jobs import ConnectJob, EstimateJob, StopJob, store_estimates
 from .client.protocol import EstimateOptions
-from .jobs import JobOperator
+from .jobs import JobOperator, popup_text
 from .link import LINK
 
-SOURCES = [("ACTIVE", "Active Image", "The image shown in the Image Editor, or `image_name`"),
+SOURCES = [("ACTIVE", "Active Image", "The photo shown in the Image Editor (or the one named)"),
            ("NODE", "Selected Texture Node", "The image of the active Image Texture node"),
            ("FILES", "Files", "Photos chosen in the file browser (several make a batch)")]
 
@@ -86,7 +86,21 @@ class FACE_NORMALS_OT_setup_backend(JobOperator, bpy.types.Operator):
 class FACE_NORMALS_OT_remove_backend(JobOperator, bpy.types.Operator):
     bl_idname = "face_normals.remove_backend"
     bl_label = "Remove Backend"
-    bl_description = "Stop the backend the add-on set up and delete its environment"
+    bl_description = "Stop the backend the add-on set up and delete its environment (asks first)"
+
+    @classmethod
+    def poll(cls, context):
+        """Nothing to remove when no environment was made (a half-made one counts)."""
+        return environment.folder().exists()
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        self._modal_after_select = True       # confirmed: execute runs the job on the modal timer
+        return context.window_manager.invoke_confirm(
+            self, event, title="Remove the Face Normals backend?",
+            message="Deletes the backend's environment (PyTorch and the backend: a GB or more) from the "
+                    "add-on's folder; Set Up Backend makes it again", confirm_text="Remove", icon="WARNING")
 
     def make_job(self, context):
         return RemoveJob()
@@ -127,15 +141,17 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
 
     def finish(self, context, job):
         prefs = preferences.get(context)
-        made, failed = store_estimates(job, prefs.save_mode if self.save_mode == "PREFS" else self.save_mode)
+        made, failed, warnings = store_estimates(job, prefs.save_mode if self.save_mode == "PREFS" else self.save_mode)
         for message in failed:
-            self.report({"WARNING"} if made else {"ERROR"}, message)
+            self.report({"WARNING"} if made else {"ERROR"}, popup_text(message))
         if not made:
             return {"CANCELLED"}
         space = context.space_data
         if getattr(space, "type", "") == "IMAGE_EDITOR" and self.source != "FILES":
             space.image = bpy.data.images[made[0]]
         self.report({"INFO"}, f"Made {', '.join(made)}" + (f"; {len(failed)} failed" if failed else ""))
+        for message in warnings:            # last: what the status bar keeps showing
+            self.report({"WARNING"}, popup_text(message))
         return {"FINISHED"}
 
     def _collect_sources(self, context) -> list[tuple[str, object, str | None]]:
@@ -181,22 +197,34 @@ class FACE_NORMALS_OT_apply_to_material(bpy.types.Operator):
 
     def execute(self, context):
         image = bpy.data.images.get(self.image_name) if self.image_name else _shown_normal_map(context)
-        material = (bpy.data.materials.get(self.material_name) if self.material_name
-                    else getattr(context.object, "active_material", None))
         if image is None:
-            self.report({"ERROR"}, "No normal map for the shown photo: estimate one first, or name it in "
-                                   "image_name")
-            return {"CANCELLED"}
-        if material is None:
-            self.report({"ERROR"}, "No material: select an object with a material, or pass material_name")
+            self.report({"ERROR"}, "No normal map for the shown photo: press Estimate first")
             return {"CANCELLED"}
         try:
+            material, owner = self._material(context)
             materials.apply_normal_map(material, image, self.strength)
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"'{image.name}' wired into '{material.name}'")
+        self.report({"INFO"}, f"'{image.name}' wired into material '{material.name}'{owner}")
         return {"FINISHED"}
+
+    def _material(self, context) -> tuple[bpy.types.Material, str]:
+        """The material named, else the active object's; and ' of <object>' for the report (the
+        artist sees which object got it: in a new file that is the default cube)."""
+        if self.material_name:
+            material = bpy.data.materials.get(self.material_name)
+            if material is None:
+                raise ValueError(f"No material '{self.material_name}'")
+            return material, ""
+        obj = context.active_object
+        if obj is None:
+            raise ValueError("No active object: click the object whose material should get the normal map, "
+                             "then Apply to Material again")
+        if obj.active_material is None:
+            raise ValueError(f"'{obj.name}' has no material: add one (Material Properties, New), then "
+                             f"Apply to Material again")
+        return obj.active_material, f" of '{obj.name}'"
 
 
 class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):

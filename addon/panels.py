@@ -5,23 +5,31 @@ import textwrap
 
 import bpy
 
-from . import environment, preferences
+from . import environment, preferences, relight
 from .link import LINK
 
 
 def draw_message(layout, context, text: str, icon: str = "NONE") -> None:
     """A message wrapped over as many lines as the sidebar's width needs (never cut off)."""
-    characters = max(20, int(context.region.width / (7 * context.preferences.view.ui_scale)))
+    scale = context.preferences.view.ui_scale          # the box's margins and the icon take ~50 px
+    characters = max(20, int((context.region.width - 50 * scale) / (7 * scale)))
     column = layout.column(align=True)
     for index, line in enumerate(textwrap.wrap(text, characters)):
         column.label(text=line, icon=icon if index == 0 else "BLANK1" if icon != "NONE" else "NONE")
 
 
 def draw_backend(layout, context) -> None:
+    from .backend_setup import STATE
     box = layout.box()
     if not LINK.info and preferences.get().backend_source == "ADDON" and environment.ready_info() is None:
-        box.label(text="Backend not set up yet", icon="INFO")
-        box.operator("face_normals.setup_backend", text="Set Up Backend", icon="IMPORT")
+        # one story: not set up (nothing about connecting to or starting what does not exist)
+        if STATE.running:
+            draw_message(box, context, f"Setting up the backend: {STATE.progress}", "SORTTIME")
+        else:
+            draw_message(box, context, "The backend is not set up yet: Set Up Backend makes it (once, a few "
+                                       "minutes)", "INFO")
+            box.operator("face_normals.setup_backend", text="Set Up Backend", icon="IMPORT")
+        return
     draw_message(box, context, LINK.status, "CHECKMARK" if LINK.info else "ERROR" if LINK.error else "DOT")
     if LINK.error:
         draw_message(box, context, LINK.error)
@@ -88,7 +96,9 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         settings = context.scene.face_normals_relight
         layout = self.layout
         row = layout.row(align=True)
-        row.operator("face_normals.relight_preview", text="Preview", icon="LIGHT_SUN")
+        running = relight.FACE_NORMALS_OT_relight_preview.running()
+        row.operator("face_normals.relight_preview", text="Previewing" if running else "Preview",
+                     icon="LIGHT_SUN", depress=running)
         row.operator("face_normals.relight_bake", text="Bake", icon="RENDER_STILL")
         layout.label(text="Normal Map (default: <photo>_normal)")
         layout.template_ID(settings, "normal_map", open="image.open")

@@ -37,6 +37,10 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
     wheel_folder: StringProperty(name="Wheel Folder (Offline)", default="", subtype="DIR_PATH",
                                  description="Install only from this folder of wheels, no network "
                                              "(make it with `pip download`, see the README)")
+    ca_bundle: StringProperty(name="Certificate Bundle", default="", subtype="FILE_PATH",
+                              description="Behind a proxy that inspects HTTPS: your organisation's CA "
+                                          "certificates (a .pem file) for pip's --cert (empty: the system's "
+                                          "certificate store)")
     pip_args: StringProperty(name="Extra pip Arguments", default="",
                              description="Added to the set-up's pip install, e.g. --proxy URL or "
                                          "-c constraints.txt")
@@ -59,7 +63,7 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
                                       "side (0: the photo's size)")
 
     def draw(self, context):
-        from .backend_setup import STATE, nvidia_gpu
+        from .backend_setup import DISK_NEEDS, STATE, nvidia_gpu
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "backend_source")
@@ -74,8 +78,11 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
             elif STATE.running:
                 box.label(text=f"Setting up: {STATE.progress} (Esc cancels)", icon="SORTTIME")
             else:
-                box.label(text="Not set up: press Set Up Backend (a few minutes; about 1 GB on disk)",
+                box.label(text=f"Not set up: press Set Up Backend (a few minutes; {DISK_NEEDS[self.torch_build]})",
                           icon="INFO")
+            chosen = ready.get("chosen_python", "") if ready else STATE.python
+            if chosen:
+                box.label(text=f"Python: {chosen}", icon="BLANK1")
             if STATE.error:
                 column = box.column(align=True)
                 for number, line in enumerate(_wrap(STATE.error)):
@@ -89,7 +96,7 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
             box.prop(self, "torch_build")
             if self.torch_build == "CPU" and nvidia_gpu():
                 box.label(text="An NVIDIA GPU is present: PyTorch 'NVIDIA GPU (CUDA)' would use it", icon="INFO")
-            for name in ("setup_python", "index_url", "wheel_folder", "pip_args"):
+            for name in ("setup_python", "index_url", "ca_bundle", "wheel_folder", "pip_args"):
                 box.prop(self, name)
         for name in ("address", "auto_start", "backend_args", "timeout", "idle_timeout",
                      "convention", "save_mode", "max_size"):

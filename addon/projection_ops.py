@@ -36,7 +36,8 @@ class FACE_NORMALS_OT_camera_background(bpy.types.Operator):
         try:
             photo = images.require_photo(context, self.image_name)
             if camera is None or camera.type != "CAMERA":
-                raise ValueError("Needs a camera (the scene camera, or camera_name)")
+                raise ValueError(f"No camera '{self.camera_name}'" if self.camera_name else
+                                 "The scene has no camera: add one (Add > Camera) and make it the scene's")
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -76,7 +77,7 @@ class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
     def make_job(self, context):
         obj = bpy.data.objects.get(self.object_name) if self.object_name else context.active_object
         if obj is None or obj.type != "MESH":
-            raise ValueError("Select a mesh (or pass object_name)")
+            raise ValueError("Select the mesh to project onto (click it in the 3D viewport)")
         if not obj.data.uv_layers:
             raise ValueError(f"'{obj.name}' has no UV map to bake into")
         pairs = [(v.photo, v.camera) for v in self.views] or [(self.image_name, self.camera_name)]
@@ -122,7 +123,7 @@ class ProjectJob(Job):
             if not self.estimate.step():
                 self.status = f"estimating {self.estimate.status}"
                 return False
-            _, failed = store_estimates(self.estimate, self.prefs.save_mode)
+            _, failed, _ = store_estimates(self.estimate, self.prefs.save_mode)
             if failed:
                 raise JobFailed(f"No normal map, and estimating one failed: {failed[0]}")
             self.estimate = None

@@ -125,17 +125,36 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         baked = images.store_colour(images.derived_name(photo.name, "relit"), relit)
+        if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+            context.space_data.image = baked          # the result, where the artist looks
         self.report({"INFO"}, f"Baked '{baked.name}'")
         return {"FINISHED"}
 
 
+def over_image(area, x: int, y: int) -> bool:
+    """Whether window point (x, y) is on the editor's image itself: in its main region and not on
+    a region drawn over or beside it (sidebar, toolbar, header), which keep their own clicks."""
+    main = next(r for r in area.regions if r.type == "WINDOW")
+    if not (main.x <= x < main.x + main.width and main.y <= y < main.y + main.height):
+        return False
+    return not any(r.type != "WINDOW" and r.width > 1 and r.height > 1 and
+                   r.x <= x < r.x + r.width and r.y <= y < r.y + r.height for r in area.regions)
+
+
 class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
-    """Draw the photo relit over itself; drag with the left mouse button to move the light,
-    Esc or right-click to stop"""
+    """Draw the photo relit over itself; drag over the image with the left mouse button to move the
+    light, Esc or right-click to end (or press Preview again)"""
     bl_idname = "face_normals.relight_preview"
     bl_label = "Relight Preview"
 
+    # One preview at a time: its draw handler, and which start it belongs to (the panel shows the
+    # button pressed while it runs; pressing it again ends that preview)
     _handle = None
+    _session = 0
+
+    @classmethod
+    def running(cls) -> bool:
+        return cls._handle is not None
 
     @classmethod
     def poll(cls, context):
@@ -143,17 +162,27 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
 
     def invoke(self, context, event):
         from .relight_gpu import RelitImage
+        cls = type(self)
+        if cls.running():
+            cls._end(context)
+            return {"FINISHED"}
         settings = context.scene.face_normals_relight
         try:
-            self.relit = RelitImage(*inputs(context.space_data.image, settings, PREVIEW_MAX_SIDE))
+            photo = images.require_photo(context)      # also when the editor shows its normal map
+            self.relit = RelitImage(*inputs(photo, settings, PREVIEW_MAX_SIDE))
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        context.space_data.image = photo       # drawn over the photo itself, at the photo's size
         if not settings.lights:
             settings.lights.add()
         self.dragging = False
-        self._handle = bpy.types.SpaceImageEditor.draw_handler_add(self.draw_relit, (), "WINDOW", "POST_PIXEL")
+        self.area = context.area               # invoked from the sidebar or the image: the same editor
+        cls._session += 1
+        self.session = cls._session
+        cls._handle = bpy.types.SpaceImageEditor.draw_handler_add(self.draw_relit, (), "WINDOW", "POST_PIXEL")
         context.window_manager.modal_handler_add(self)
+        self._hint(context)
         context.area.tag_redraw()
         return {"RUNNING_MODAL"}
 
@@ -167,33 +196,57 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         corners = (view.view_to_region(0.0, 0.0, clip=False), view.view_to_region(1.0, 1.0, clip=False))
         self.relit.draw(lighting(context.scene.face_normals_relight), corners, linear_output=True)
 
+    def _hint(self, context) -> None:
+        """How to use the preview, in the status bar while it runs."""
+        settings = context.scene.face_normals_relight
+        index = min(settings.active_light, len(settings.lights) - 1) + 1
+        context.workspace.status_text_set(
+            f"Relight Preview: drag over the image to move Light {index}  \u2022  the sidebar's Relight "
+            f"panel sets the lights  \u2022  Esc, right-click or Preview again: end")
+
     def modal(self, context, event):
-        if context.area is not None:
-            context.area.tag_redraw()
-        if event.type in {"ESC", "RIGHTMOUSE"}:
-            self._remove_handler()
+        cls = type(self)
+        if cls._session != self.session or not cls.running():    # ended by the Preview button
+            return {"FINISHED", "PASS_THROUGH"}
+        try:
+            area = self.area
+            area.tag_redraw()
+            on_image = over_image(area, event.mouse_x, event.mouse_y)
+        except ReferenceError:                  # the editor was closed or changed
+            cls._end(context)
+            return {"CANCELLED", "PASS_THROUGH"}
+        if event.type == "ESC" or (event.type == "RIGHTMOUSE" and on_image):
+            cls._end(context)
             return {"FINISHED"}
-        region = context.region
-        inside = 0 <= event.mouse_region_x < region.width and 0 <= event.mouse_region_y < region.height
         if event.type == "LEFTMOUSE":
-            self.dragging = event.value == "PRESS" and inside
+            self.dragging = event.value == "PRESS" and on_image
+            if not (on_image or self.dragging):
+                return {"PASS_THROUGH"}        # a click in the sidebar or header is theirs
         if self.dragging and event.type in {"MOUSEMOVE", "LEFTMOUSE"}:
             settings = context.scene.face_normals_relight
             light = settings.lights[min(settings.active_light, len(settings.lights) - 1)]
-            u, v = region.view2d.region_to_view(event.mouse_region_x, event.mouse_region_y)
+            main = next(r for r in area.regions if r.type == "WINDOW")
+            u, v = main.view2d.region_to_view(event.mouse_x - main.x, event.mouse_y - main.y)
             light.direction = light_at(u, v)
+            self._hint(context)
             return {"RUNNING_MODAL"}
         return {"PASS_THROUGH"}
 
-
     def cancel(self, context):
         """Blender ends the preview itself (a file is loaded, the window closes)."""
-        self._remove_handler()
+        if type(self)._session == self.session:
+            type(self)._end(context)
 
-    def _remove_handler(self) -> None:
-        if self._handle is not None:
-            bpy.types.SpaceImageEditor.draw_handler_remove(self._handle, "WINDOW")
-            self._handle = None
+    @classmethod
+    def _end(cls, context) -> None:
+        if cls._handle is not None:
+            bpy.types.SpaceImageEditor.draw_handler_remove(cls._handle, "WINDOW")
+            cls._handle = None
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "IMAGE_EDITOR":
+                area.tag_redraw()
 
 
 class FACE_NORMALS_OT_relight_light_add(bpy.types.Operator):

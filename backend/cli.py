@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                               "light (<stem>_light.json: SH and direction); default normal,mask")
     predict.add_argument("--json", action="store_true",
                          help="print one JSON object per photo on stdout (JSON Lines: photo, "
-                              "outputs, faces with box, roll, score and named landmarks; or error); "
+                              "outputs, faces with box, roll, score and named landmarks, warnings such as "
+                              "no person in the image; or error); "
                               "the progress lines then go to stderr")
     predict.add_argument("--focal-mm", type=_focal_length,
                          help="the photos' focal length, 35 mm equivalent: normals in camera space "
@@ -328,9 +329,11 @@ def run_predict(args: argparse.Namespace) -> int:
         faces = len(summary["face_details"])
         progress.write(f"{path} -> {next(iter(files.values()))} ({faces or 'no'} face{'s' * (faces != 1)} "
                        f"detected{', detection off' if args.no_detect else ''})", file=report)
+        for warning in summary.get("warnings", []):
+            progress.write(f"warning: {path}: {warning}", file=sys.stderr)
         if args.json:
             line = {"photo": str(path), **{name: str(file) for name, file in files.items()},
-                    "faces": summary["face_details"]}
+                    "faces": summary["face_details"], "warnings": summary.get("warnings", [])}
             if "height_range" in summary:     # the height PNG's 0..65535 in pixels (the light is in its file)
                 line["height_range"] = summary["height_range"]
             print(json.dumps(line), flush=True)

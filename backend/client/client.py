@@ -270,7 +270,7 @@ class Client:
                  timeout: float | None = None) -> list[dict]:
         """Normals for a list of images (encoded file bytes, or uint8/uint16/float arrays).
         Returns one dict per image: {"normals": (H, W, 3) float32, "mask": (H, W) float32 or None,
-        "faces", "face_details", "centres", "camera_space", "timings"}, or {"error": ServerError}
+        "faces", "face_details", "centres", "camera_space", "timings", "warnings"}, or {"error": ServerError}
         for an image that failed.  normals_dtype "uint16" travels as the 16-bit PNG stores them; "float16" is
         the default.  focal_35mm (35 mm equivalent): normals in camera space (frames.py).
         outputs: the maps to return (core/options.py OUTPUTS), each under its own key ("normals",

@@ -29,7 +29,9 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 normals_dtype, uint16 being n * 0.5 + 0.5 scaled to 0..65535; mask (H, W) uint8;
                 albedo (H, W, 3) float16 linear RGB; height (H, W) float32), "light" (when asked:
                 {"sh": 9 x [r, g, b] SH irradiance, "direction": [x, y, z], "source", "frame",
-                "order"}, see core/sh.py), "height_range" (when asked: {"unit", "min", "max"})} or
+                "order"}, see core/sh.py), "height_range" (when asked: {"unit", "min", "max"}),
+                "warnings": [sentence, ...] (why not to trust this map, e.g. no person in the
+                image; absent from older servers)} or
                 {"ok": false, "code", "message"}: one bad image of a batch does not fail the others.
                 (Servers before "outputs" send no "maps": normals, then the mask if asked.)
                 FACE is {"box": [x, y, w, h], "roll": degrees the face is turned counter-

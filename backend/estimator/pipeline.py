@@ -35,6 +35,7 @@ from .detection import FaceDetector
 from .faces import Face
 from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, read_image, to_rgb_float
 from .networks import mirror_averaged
+from .person_check import person_warnings
 from .segmentation import PersonSegmenter
 from .weights import DEFAULT_WEIGHTS, load_model
 
@@ -91,6 +92,7 @@ class Result:
     centres: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     camera_space: bool = False
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)   # why not to trust the maps
     error: PhotoError | None = None
 
     MAPS = {"normal": "normals", "mask": "mask", "albedo": "albedo", "height": "height"}
@@ -107,7 +109,8 @@ class Result:
         summary = {"ok": True, "faces": [list(f.box) for f in self.faces],
                    "face_details": [f.to_json() for f in self.faces],
                    "centres": [list(c) for c in self.centres],
-                   "camera_space": self.camera_space, "timings": self.timings, "maps": list(self.maps())}
+                   "camera_space": self.camera_space, "timings": self.timings, "maps": list(self.maps()),
+                   "warnings": self.warnings}
         if self.light is not None:
             summary["light"] = self.light.to_json()
         if self.height is not None:
@@ -123,7 +126,8 @@ class NormalMap:
                                  # when the focal length was given, else each face's relative to
                                  # the line of sight to its centre (core/frames.py)
     mask: np.ndarray             # (H, W) float32 in [0, 1]: how much of each pixel is a person
-                                 # whose face was found (the whole image with detection off)
+                                 # whose face was found (with detection off: any person, as the
+                                 # person segmenter sees the whole image)
     faces: list[Face]            # the faces found, largest first (empty when detection was skipped)
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
     camera_space: bool           # whether the normals were turned into camera space
@@ -149,7 +153,8 @@ class Job:
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
     focal_35mm: float | None = None
-    person_masks: np.ndarray | None = None  # (faces, S, S): the segmenter's, per person crop
+    person_masks: np.ndarray | None = None  # (faces or 1, S, S): the segmenter's, per person crop
+                                            # (with detection off, of the whole image)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -267,7 +272,7 @@ class Estimator:
         """The maps the options ask for, from the finished map and the photo."""
         start = time.perf_counter()
         result = Result(faces=found.faces, centres=found.centres, camera_space=found.camera_space,
-                        timings=found.timings)
+                        timings=found.timings, warnings=person_warnings(found.mask))
         maps = options.maps
         if "normal" in maps:
             normals = encode_normals(found.normals, options.convention)
@@ -308,11 +313,9 @@ class Estimator:
             crops = [geometry.crop_whole_image(height, width)]
         pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
         timings = {"detect": time.perf_counter() - start}
-        person_masks = None
-        if detect:
-            start = time.perf_counter()
-            person_masks = self.segmenter.segment_crops(pixels[len(faces):])
-            timings["segment"] = time.perf_counter() - start
+        start = time.perf_counter()    # the person crops (with detection off, the whole image)
+        person_masks = self.segmenter.segment_crops(pixels[len(faces):])
+        timings["segment"] = time.perf_counter() - start
         return Job(image, detect, faces, crops, pixels, timings, focal_35mm, person_masks)
 
     def finish(self, job: Job, crop_normals: np.ndarray) -> NormalMap:
@@ -329,12 +332,17 @@ class Estimator:
             turn_centres = centres[:count] * 2 if job.detect else centres
             crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
                                      for n, c in zip(crop_normals, turn_centres)])
+        assert job.person_masks is not None
         if not job.detect:
+            # the normals cover the whole image (it is taken to be a face crop); the mask says where
+            # the segmenter sees a person, so an image without one is told apart (person_check.py)
             whole = np.ones((self.size, self.size), np.float32)
-            normals, mask = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],
-                                                                    height, width)], height, width)
+            normals, _ = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],
+                                                                 height, width)], height, width)
+            person = geometry.paste_back(crop_normals[0], job.person_masks[0], job.windows[0], height, width)
+            mask = np.zeros((height, width), np.float32)
+            mask[person.rows, person.cols] = person.mask
         else:
-            assert job.person_masks is not None
             face_oval = geometry.face_mask(self.size)
             edges = geometry.window_fade(self.size, PERSON_EDGE_FADE)
             people = [geometry.paste_back(n, m * edges, crop, height, width) for n, m, crop in

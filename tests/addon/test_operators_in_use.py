@@ -41,6 +41,23 @@ def test_apply_to_material_wires_the_shown_photos_normal_map(clean_file, addon, 
     assert [t.image.name for t in textures] == ["anna_normal"]
 
 
+def test_apply_to_material_says_which_object_it_took_and_refuses_without_one(clean_file, addon, capfd):
+    bpy = clean_file
+    flat = np.zeros((8, 8, 3), np.float32)
+    flat[..., 2] = 1
+    addon.images.store_normal_map("anna_normal", flat)
+    with pytest.raises(RuntimeError, match="No active object: click the object"):
+        bpy.ops.face_normals.apply_to_material(image_name="anna_normal")
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    with pytest.raises(RuntimeError, match=f"'{cube.name}' has no material: add one"):
+        bpy.ops.face_normals.apply_to_material(image_name="anna_normal")
+    cube.data.materials.append(bpy.data.materials.new("Stone"))
+    capfd.readouterr()
+    assert bpy.ops.face_normals.apply_to_material(image_name="anna_normal") == {"FINISHED"}
+    assert f"'anna_normal' wired into material 'Stone' of '{cube.name}'" in capfd.readouterr().out
+
+
 def test_the_portrait_stands_beside_the_scene_and_casts_no_shadow(clean_file, addon, astronaut, tmp_path):
     bpy = clean_file
     bpy.ops.mesh.primitive_cube_add(size=2)               # the default scene's cube at the origin

@@ -6,17 +6,19 @@ pins the tested versions so pip takes what its cache holds), an estimate through
 made, and its removal."""
 import os
 import socket
+import subprocess
 import time
 import zipfile
 from collections import namedtuple
 
 import pytest
+from hostile_hosts import python_without_ensurepip, untrusted_https_index
 
 from .conftest import ROOT, save_photo
 
 pytestmark = pytest.mark.slow   # Blender (the bpy module), a venv, pip, the shipped model
 
-SETTINGS = ("backend_source", "setup_python", "torch_build", "index_url", "wheel_folder", "pip_args",
+SETTINGS = ("backend_source", "setup_python", "torch_build", "index_url", "ca_bundle", "wheel_folder", "pip_args",
             "address", "auto_start", "timeout")
 
 
@@ -97,6 +99,57 @@ def test_an_unreachable_index_is_a_clear_error_and_nothing_is_ready(clean_file, 
     assert "FAILED" in environment.log_path().read_text()
 
 
+def test_a_python_without_ensurepip_and_an_index_behind_an_untrusted_certificate(clean_file, prefs, tmp_path,
+                                                                               monkeypatch):
+    """Debian's Python without python3-venv makes the environment (pip from the zip's wheel), and
+    the panel says which Python it chose; an HTTPS index whose certificate is not trusted is named
+    a certificate failure with the Certificate Bundle as the next step - which then works."""
+    bpy = clean_file
+    backend_setup, environment = setup_modules()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in ("PIP_FIND_LINKS", "PIP_CERT"):           # this machine's: pip uses the system's store
+        monkeypatch.delenv(name, raising=False)
+    python = python_without_ensurepip(tmp_path)
+    refused = subprocess.run([str(python), "-m", "venv", str(tmp_path / "plain")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "ensurepip" in refused.stdout + refused.stderr   # as Debian's
+    prefs.setup_python, prefs.pip_args = str(python), "--retries 0 --timeout 20"
+    with untrusted_https_index(tmp_path) as (url, certificate, asked):
+        prefs.index_url = url
+        with pytest.raises(RuntimeError, match="could not verify the HTTPS certificate of 127.0.0.1"):
+            bpy.ops.face_normals.setup_backend()
+        assert "without ensurepip; pip from the add-on's wheel" in backend_setup.STATE.python
+        assert str(python) in backend_setup.STATE.python
+        assert "Certificate Bundle" in backend_setup.STATE.error and "PyTorch" not in backend_setup.STATE.error
+        assert backend_setup.pip_version(environment.folder()) >= (24, 2)      # truststore on
+        assert not asked                                   # nobody got past the handshake
+        prefs.ca_bundle = str(certificate)                 # the advice: the index's CA bundle
+        with pytest.raises(RuntimeError) as failed:
+            bpy.ops.face_normals.setup_backend()
+        assert asked and asked[0].startswith("/simple/")   # past the certificate: pip asked the index
+        assert "certificate" not in backend_setup.STATE.error.lower(), backend_setup.STATE.error
+        assert f"{url} gave no" in str(failed.value)       # an empty index: nothing for its packages
+    assert environment.ready_info() is None
+
+
+def test_certificate_failures_are_told_apart_from_other_network_failures(addon):
+    """pip's own lines, as it prints them for PyPI behind an inspecting proxy, and a refused port."""
+    backend_setup, _ = setup_modules()
+    proxy = ["WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
+             "connection broken by 'SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+             "certificate verify failed: unable to get local issuer certificate (_ssl.c:1006)'))': /simple/numpy/",
+             "Could not fetch URL https://pypi.org/simple/numpy/: There was a problem confirming the ssl "
+             "certificate: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded - skipping",
+             "ERROR: No matching distribution found for numpy"]
+    told = backend_setup.explain_pip_failure(proxy, offline="", index="")
+    assert told.startswith("pip could not verify the HTTPS certificate of pypi.org") and "Certificate Bundle" in told
+    told = backend_setup.explain_pip_failure(proxy, offline="", index="", cert="/studio/ca.pem")
+    assert "with the Certificate Bundle /studio/ca.pem" in told
+    refused = ["WARNING: Retrying (...) after connection broken by 'NewConnectionError(...: Failed to establish a "
+               "new connection: [Errno 111] Connection refused')': /simple/numpy/"]
+    told = backend_setup.explain_pip_failure(refused, offline="", index="")
+    assert told.startswith("Could not reach the package index (PyPI)") and "certificate" not in told
+
+
 def test_a_wheel_folder_without_pytorch_is_a_clear_error(clean_file, prefs, tmp_path):
     bpy = clean_file
     backend_setup, environment = setup_modules()
@@ -167,8 +220,14 @@ def test_set_up_then_estimate_then_remove(clean_file, prefs, astronaut, tmp_path
     prefs.pip_args = f"-c {ROOT / 'constraints.txt'}"
     prefs.auto_start = True
     started = time.monotonic()
-    assert bpy.ops.face_normals.setup_backend() == {"FINISHED"}, backend_setup.STATE.error
+    job, installing = backend_setup.SetupJob(prefs), []      # the operator's steps, watched
+    while not job.step():
+        if job.status.startswith("installing") and job.total > 1:
+            installing.append((job.done, job.total))
+        time.sleep(0.02)
     seconds = time.monotonic() - started
+    counts = sorted({done for done, _ in installing})
+    assert len(counts) > 2 and counts[-1] >= installing[-1][1] - 1, installing[::20]   # the count moves
     ready = environment.ready_info()
     assert ready is not None and ready["device"] == "cpu" and ready["python"] == str(environment.python())
     assert LINK.info is not None and not backend_setup.STATE.error

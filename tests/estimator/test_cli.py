@@ -60,12 +60,14 @@ def test_batch_reports_bad_files_and_finishes_the_rest(tmp_path, astronaut_path,
     assert "4/4" in done.stderr  # the progress bar ran to the end
 
 
-def test_no_detect_treats_the_input_as_a_crop(tmp_path, untrained_weights):
+def test_no_detect_treats_the_input_as_a_crop_and_warns_when_nobody_is_in_it(tmp_path, untrained_weights):
     Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(tmp_path / "wall.png")
     done = run_backend("predict", tmp_path / "wall.png", "--no-detect", "-o", tmp_path / "o",
-                       "--weights", untrained_weights)
+                       "--weights", untrained_weights, "--json")
     assert done.returncode == 0, done.stderr
     assert _decode(tmp_path / "o" / "wall_normal.png").shape == (120, 160, 3)
+    [warning] = json.loads(done.stdout)["warnings"]
+    assert "no person in this image" in warning and f"warning: {tmp_path / 'wall.png'}: no person" in done.stderr
 
 
 def test_missing_weights_and_bad_device_are_one_line_errors(tmp_path, astronaut_path, untrained_weights):
@@ -110,7 +112,7 @@ def test_json_reports_each_photo_and_its_faces(tmp_path, astronaut_path, untrain
     good, bad = map(json.loads, done.stdout.splitlines())
     assert good["photo"] == str(astronaut_path) and good["normal"].endswith("astronaut_normal.png")
     [face] = good["faces"]
-    assert set(face) == {"box", "roll", "score", "presence", "landmarks"}
+    assert set(face) == {"box", "roll", "score", "presence", "landmarks"} and good["warnings"] == []
     assert 200 < face["landmarks"]["nose_tip"][0] < 245 and -8 < face["roll"] < 2
     right_iris, left_iris = face["landmarks"]["right_iris"], face["landmarks"]["left_iris"]
     assert face["landmarks"]["right_eye_outer"][0] < right_iris[0] < face["landmarks"]["right_eye_inner"][0]

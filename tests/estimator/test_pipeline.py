@@ -10,6 +10,7 @@ from backend.core.options import EstimateOptions
 from backend.estimator import Estimator, NoFaceError, Photo, WeightsError
 from backend.estimator.image_io import to_rgb_float
 from backend.estimator.networks import ModelConfig, build_model
+from backend.estimator.person_check import person_fraction, person_warnings
 from backend.estimator.weights import load_model, read_metadata, save_weights
 
 
@@ -83,7 +84,24 @@ def test_no_face_is_a_clear_error_unless_detection_is_off(estimator):
         estimator.normal_map(plain)
     result = estimator.normal_map(plain, detect=False)
     assert result.normals.shape == (300, 200, 3) and result.faces == []
-    assert result.mask.min() == 1.0
+    assert result.mask.shape == (300, 200)
+
+
+def test_with_detection_off_the_mask_is_the_person_and_an_empty_one_warns(estimator, astronaut):
+    """Detection off takes any image for a face crop: the segmenter's mask tells a grey wall (a
+    warning, not a silent face-shaped relief) from a face crop (her head, not the flag behind it)."""
+    wall = estimator.normal_map(np.full((300, 200, 3), 0.5, np.float32), detect=False)
+    assert person_fraction(wall.mask) < 0.01
+    [warning] = person_warnings(wall.mask)
+    assert "no person in this image" in warning
+    crop = estimator.normal_map(astronaut[:300, 100:400].astype(np.float32) / 255, detect=False)
+    assert crop.mask.shape == (300, 300) and person_warnings(crop.mask) == []
+    # the one estimate path carries the warning in its result (and so to the service and predict)
+    options = EstimateOptions(detect=False)
+    grey, face = estimator.estimate([Photo(np.full((300, 200, 3), 128, np.uint8), options),
+                                     Photo(astronaut[:300, 100:400], options)])
+    assert grey.warnings == [warning] and grey.summary()["warnings"] == [warning] and face.warnings == []
+    assert crop.mask[150, 150] > 0.9 and crop.mask[:40, :40].max() < 0.5     # the face; the flag
 
 
 def test_crop_input_uses_the_network_directly(estimator):

@@ -68,6 +68,15 @@ def test_with_a_focal_length_the_normals_come_back_in_camera_space(server, astro
     assert np.abs(camera["normals"][face] - view["normals"][face] @ turn.T).max() < 5e-3
 
 
+def test_an_image_without_a_person_is_answered_with_a_warning(server, astronaut):
+    """Detection off: every image gets a map, but one with nobody in it says so."""
+    with server.client() as client:
+        wall, face = client.estimate([np.full((64, 64, 3), 128, np.uint8), astronaut[:300, 100:400]],
+                                     detect=False, timeout=60)
+    assert wall["normals"].shape == (64, 64, 3) and "no person in this image" in wall["warnings"][0]
+    assert face["warnings"] == []
+
+
 def test_one_bad_image_in_a_batch_fails_alone(server, astronaut):
     with server.client() as client:
         good, no_face, broken = client.estimate(
