@@ -32,13 +32,13 @@ def shaky_clip(image: np.ndarray, frames: int, seed: int = 0) -> tuple[list[np.n
     rng = np.random.default_rng(seed)
     size = image.shape[0]
     scale = size / 512
-    shift, angle = np.zeros(2), 0.0
+    shift, angle = np.zeros(2, np.float64), 0.0
     clip, motions = [], []
     for _ in range(frames):
-        shift += rng.normal(0, SHAKE_PIXELS * scale, 2)
+        shift = shift + rng.normal(0, SHAKE_PIXELS * scale, 2)
         angle += rng.normal(0, SHAKE_DEGREES)
-        motion = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
-        motion[:, 2] += shift
+        motion = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0), np.float64)
+        motion[:, 2] = motion[:, 2] + shift
         frame = cv2.warpAffine(image, motion, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         clip.append(np.clip(frame + rng.normal(0, NOISE, frame.shape), 0, 1).astype(np.float32))
         motions.append(motion)
