@@ -401,7 +401,7 @@ def run_batch(args: argparse.Namespace) -> int:
         summary = run(units, settings, executor, preview=args.preview, progress=True)
     except (BatchError, OSError) as error:
         return _fail(str(error))
-    print(json.dumps(summary.to_json(), indent=1) if args.json else summary.text())
+    print(json.dumps(summary.to_json(), indent=1) if args.json else summary.text(), flush=True)
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0
