@@ -371,7 +371,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
     from .batch import InputError, Settings, read_units, shard
     from .batch.local import BatchError, LocalPool
-    from .batch.run import run_batch as run
+    from .batch.run import Executor, run_batch as run
     from .batch.video import VideoError, frame_count
     from .estimator.pipeline import pick_device
 
@@ -393,7 +393,7 @@ def run_batch(args: argparse.Namespace) -> int:
             from .batch.ray_cluster import RayPool
         except ImportError as error:
             return _fail(f"--ray needs Ray: pip install face-normals[ray] ({error})")
-        executor = RayPool(settings, args.ray, workers=args.workers)
+        executor: Executor = RayPool(settings, args.ray, workers=args.workers)
     else:
         workers = args.workers or (1 if gpu else max(1, (os.cpu_count() or 1) // args.threads))
         executor = LocalPool(settings, workers)

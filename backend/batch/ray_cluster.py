@@ -67,18 +67,17 @@ class RayPool:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
             threads = self.settings.threads or 1
+            cpus, gpus_each = (1, 1) if gpus else (threads, 0)
             if gpus:
-                per_actor = {"num_gpus": 1, "num_cpus": 1}
                 size = self.workers or gpus
             else:
-                per_actor = {"num_cpus": threads}
                 size = self.workers or max(1, int((resources.get("CPU", 1) - CPUS_LEFT_FOR_READING) // threads))
             size = min(size, len(units))
             dataset = ray.data.from_items([{"unit": _unit_json(unit)} for unit in units],
                                           override_num_blocks=len(units))
             records = dataset.map_batches(_PhotoActor, fn_constructor_kwargs={"settings": self.settings},
                                           batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
-                                          **per_actor)
+                                          num_cpus=cpus, num_gpus=gpus_each)
             for row in records.iter_rows():
                 on_record(json.loads(row["record"]))
                 if stopping():
