@@ -20,26 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="write normal maps and masks for face photos")
     predict.add_argument("inputs", nargs="+", help="image files or folders of images")
     predict.add_argument("-o", "--output", default="out", help="output folder (default: out)")
-    predict.add_argument("--no-detect", action="store_true",
-                         help="the inputs are already face crops: skip face detection")
-    predict.add_argument("--convention", choices=("opengl", "directx"), default="opengl",
-                         help="normal-map convention (directx flips green); default opengl")
-    predict.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
-    predict.add_argument("--exr", action="store_true",
-                         help="also write the float maps as 32-bit EXR (<stem>_normal.exr, and "
-                              "_albedo.exr, _height.exr when those are asked for)")
-    predict.add_argument("--outputs", type=_outputs, default=("normal", "mask"),
-                         help="what to write, comma-separated, of normal, mask, albedo (16-bit sRGB "
-                              "PNG of the linear albedo), height (16-bit PNG; its range in --json), "
-                              "light (<stem>_light.json: SH and direction); default normal,mask")
+    _add_output_options(predict)
     predict.add_argument("--json", action="store_true",
                          help="print one JSON object per photo on stdout (JSON Lines: photo, "
                               "outputs, faces with box, roll, score and named landmarks, warnings such as "
                               "no person in the image; or error); "
                               "the progress lines then go to stderr")
-    predict.add_argument("--focal-mm", type=_focal_length,
-                         help="the photos' focal length, 35 mm equivalent: normals in camera space "
-                              "(without it each face's are relative to the line of sight to it)")
     predict.add_argument("--server", help="send the work to a running server at this address "
                                           "(e.g. tcp://127.0.0.1:5555) instead of loading the model")
     predict.add_argument("--timeout", type=float, default=60.0,
@@ -47,6 +33,35 @@ def main(argv: list[str] | None = None) -> int:
     _add_model_options(predict)
     _add_key_options(predict)
     predict.set_defaults(run=run_predict)
+
+    batch = commands.add_parser("batch", help="estimate many photos, folders, lists, videos or image "
+                                              "sequences: resumable, on all cores or a Ray cluster")
+    batch.add_argument("inputs", nargs="+", help="photos, folders, .txt lists of paths, videos, or "
+                                                 "image-sequence patterns (plate.%%04d.exr, frame_####.png)")
+    batch.add_argument("-o", "--output", required=True,
+                       help="output folder (its manifest.jsonl lets a second run skip what is done)")
+    _add_output_options(batch)
+    _add_model_options(batch)
+    batch.add_argument("--workers", type=_positive_int,
+                       help="worker processes (default: the cores / --threads; one on a GPU)")
+    batch.add_argument("--threads", type=_positive_int, default=2,
+                       help="torch threads per worker (default 2)")
+    batch.add_argument("--batch-size", type=_positive_int,
+                       help="photos a worker puts through the networks together (default 8 on a GPU, else 2)")
+    batch.add_argument("--no-smooth", action="store_true",
+                       help="videos and sequences: cut each frame's crops from its own detection "
+                            "(default: faces tracked, landmarks smoothed over time)")
+    batch.add_argument("--fps", type=float, help="frame rate of image sequences (default: 24; videos: their own)")
+    batch.add_argument("--preview", action="store_true",
+                       help="also write each video's or sequence's normal maps as <name>_normal_preview.mp4")
+    batch.add_argument("--shard", type=_shard, metavar="K/N",
+                       help="do only the K-th of N slices of the inputs (render farms: the same "
+                            "command with K = 1..N on N machines, into one shared output folder)")
+    batch.add_argument("--ray", metavar="auto|ADDRESS",
+                       help="run on a Ray cluster (pip install face-normals[ray]): auto finds one "
+                            "(or starts one here), or give the head's address")
+    batch.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    batch.set_defaults(run=run_batch)
 
     info = commands.add_parser("info", help="describe the model and the device it would run on")
     _add_model_options(info)
@@ -245,6 +260,25 @@ def run_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """What to estimate and which files to write: predict's and batch's flags, defined once."""
+    parser.add_argument("--no-detect", action="store_true",
+                        help="the inputs are already face crops: skip face detection")
+    parser.add_argument("--convention", choices=("opengl", "directx"), default="opengl",
+                        help="normal-map convention (directx flips green); default opengl")
+    parser.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
+    parser.add_argument("--exr", action="store_true",
+                        help="also write the float maps as 32-bit EXR (<stem>_normal.exr, and "
+                             "_albedo.exr, _height.exr when those are asked for)")
+    parser.add_argument("--outputs", type=_outputs, default=("normal", "mask"),
+                        help="what to write, comma-separated, of normal, mask, albedo (16-bit sRGB "
+                             "PNG of the linear albedo), height (16-bit PNG; its range in --json), "
+                             "light (<stem>_light.json: SH and direction); default normal,mask")
+    parser.add_argument("--focal-mm", type=_focal_length,
+                        help="the photos' focal length, 35 mm equivalent: normals in camera space "
+                             "(without it each face's are relative to the line of sight to it)")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
     parser.add_argument("--model", choices=("fast", "quality"),
@@ -289,7 +323,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from .client import ServerError
     from .core.files import expand_inputs
-    from .core.options import EstimateOptions
     from .estimator import PhotoError, WeightsError
     from .estimator.output_files import write_result
 
@@ -303,9 +336,7 @@ def run_predict(args: argparse.Namespace) -> int:
         return _fail(f"the output {output} is a file, not a folder")
     except OSError as error:
         return _fail(f"cannot create the output folder {output}: {error.strerror or error}")
-    # float32 normals in the asked convention, from the model here or from a server alike
-    options = EstimateOptions(detect=not args.no_detect, convention=args.convention,
-                              normals_dtype="float32", focal_35mm=args.focal_mm, outputs=args.outputs)
+    options = _estimate_options(args)
     try:
         estimate = _remote_estimator(args, options) if args.server else _local_estimator(args, options)
     except (WeightsError, ValueError, ServerError) as error:
@@ -340,6 +371,68 @@ def run_predict(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(paths)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import os
+
+    from .batch import InputError, Settings, read_units, shard
+    from .batch.local import BatchError, LocalPool
+    from .batch.run import Executor, run_batch as run
+    from .batch.video import VideoError, frame_count
+    from .estimator.pipeline import pick_device
+
+    try:
+        device = pick_device(args.device)
+        units = read_units(args.inputs, frame_count=frame_count)
+    except (InputError, VideoError, ValueError) as error:
+        return _fail(str(error))
+    if args.shard:
+        units = shard(units, *args.shard)
+    gpu = device.type == "cuda"
+    settings = Settings(str(Path(args.output).resolve()), _estimate_options(args), npy=args.npy, exr=args.exr,
+                        weights=str(Path(args.weights).resolve()) if args.weights else None,
+                        device=args.device, threads=0 if gpu else args.threads,
+                        photos_per_pass=args.batch_size or (8 if gpu else 2), smooth=not args.no_smooth,
+                        fps=args.fps)
+    if args.ray:
+        try:
+            from .batch.ray_cluster import RayPool
+        except ImportError as error:
+            return _fail(f"--ray needs Ray: pip install face-normals[ray] ({error})")
+        executor: Executor = RayPool(settings, args.ray, workers=args.workers)
+    else:
+        workers = args.workers or (1 if gpu else max(1, (os.cpu_count() or 1) // args.threads))
+        executor = LocalPool(settings, workers)
+    try:
+        summary = run(units, settings, executor, preview=args.preview, progress=True)
+    except (BatchError, OSError) as error:
+        return _fail(str(error))
+    print(json.dumps(summary.to_json(), indent=1) if args.json else summary.text(), flush=True)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 1 or more")
+    return int(text)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 1 <= K <= N, e.g. 2/8")
+    return int(index), int(count)
+
+
+def _estimate_options(args: argparse.Namespace):
+    """The EstimateOptions of the output flags: float32 normals in the asked convention, from the
+    model here or from a server alike."""
+    from .core.options import EstimateOptions
+    return EstimateOptions(detect=not args.no_detect, convention=args.convention,
+                           normals_dtype="float32", focal_35mm=args.focal_mm, outputs=args.outputs)
 
 
 def _outputs(text: str) -> tuple[str, ...]:

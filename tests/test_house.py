@@ -4,7 +4,8 @@
     client -> core                          (pure: numpy, pyzmq)
     core -> nothing of ours                 (numpy and the standard library)
     estimator -> core                       (never the client: no zmq in the estimator)
-    server -> estimator, core, client.protocol
+    server -> estimator, core, client.protocol, batch
+    batch -> estimator, core                (batch runs: the estimator's one path, many photos)
     training -> estimator, core, shaders
     benchmarks, cli, demo, tools -> anything (they drive the rest); nothing imports them but the tests
 
@@ -22,7 +23,8 @@ ALLOWED = {
     "core": set(),
     "client": {"core"},
     "estimator": {"core"},
-    "server": {"estimator", "core", "client.protocol"},
+    "server": {"estimator", "core", "client.protocol", "batch"},
+    "batch": {"estimator", "core"},
     "training": {"estimator", "core", "shaders"},
     "shaders": set(),
     "addon": {"client", "client.protocol", "core", "shaders"},

@@ -74,10 +74,14 @@ def _nothing() -> None:
 @dataclasses.dataclass(frozen=True)
 class Photo:
     """One photo to estimate: its pixels' source, what to make of it, and whether whoever asked
-    for it has given up (asked between steps; a cancelled photo's crops skip the networks)."""
+    for it has given up (asked between steps; a cancelled photo's crops skip the networks).
+    track: given the faces detected in this photo, the faces to cut its crops from (a video's
+    tracker smooths their landmarks over frames, backend/batch/tracking.py); photos are prepared
+    in order, so a tracker sees a clip's frames in order."""
     source: Source
     options: EstimateOptions = EstimateOptions()
     cancelled: Callable[[], bool] = _never
+    track: Callable[[list[Face]], list[Face]] | None = None
 
 
 @dataclasses.dataclass
@@ -223,7 +227,8 @@ class Estimator:
             start = time.perf_counter()
             image = self._read(photo.source)
             read = time.perf_counter() - start
-            job = self.prepare(image, detect=photo.options.detect, focal_35mm=photo.options.focal_35mm)
+            job = self.prepare(image, detect=photo.options.detect, focal_35mm=photo.options.focal_35mm,
+                               track=photo.track)
             job.timings = {"read": read, **job.timings}
             return job
         except ImageSizeError as error:
@@ -296,13 +301,15 @@ class Estimator:
         return result
 
     # The steps of a photo: its crops, then (after the networks) its full-size map.
-    def prepare(self, image: np.ndarray, *, detect: bool = True,
-                focal_35mm: float | None = None) -> Job:
-        """Find the faces and cut their crops (raises NoFaceError)."""
+    def prepare(self, image: np.ndarray, *, detect: bool = True, focal_35mm: float | None = None,
+                track: Callable[[list[Face]], list[Face]] | None = None) -> Job:
+        """Find the faces (passed through track, when given) and cut their crops (raises NoFaceError)."""
         height, width = image.shape[:2]
         start = time.perf_counter()
         if detect:
             faces = self.detector.detect(image)
+            if track is not None:
+                faces = track(faces)
             if not faces:
                 raise NoFaceError("no face found in the photo (if it is already a cropped face, "
                                   "turn detection off: --no-detect)")
