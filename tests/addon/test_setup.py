@@ -44,7 +44,7 @@ def setup_modules():
 
 def test_the_zip_carries_the_backend_wheel_with_its_weights(extension_zip):
     with zipfile.ZipFile(extension_zip) as archive:
-        [wheel] = [n for n in archive.namelist() if n.startswith("backend_wheel/") and n.endswith(".whl")]
+        [wheel] = [n for n in archive.namelist() if n.startswith("backend_wheel/face_normals-")]
         path = ROOT / "build" / "test_wheel.whl"
         path.write_bytes(archive.read(wheel))
     names = zipfile.ZipFile(path).namelist()
