@@ -99,14 +99,24 @@ def build_backend_wheel() -> Path:
     if out.exists():
         shutil.rmtree(out)
     egg_info = ROOT / "face_normals.egg-info"
-    had_egg_info = egg_info.exists()
+    # An editable install's egg-info lists every file, and setuptools takes a listed file into the
+    # wheel even where pyproject excludes it (the previous model): build with a fresh one, and put
+    # the developer's back afterwards.
+    aside = ROOT / "build" / "face_normals.egg-info.aside"
+    shutil.rmtree(aside, ignore_errors=True)
+    if egg_info.exists():
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        egg_info.rename(aside)
     shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)     # setuptools' copy: no stale modules
     # setuptools of this environment when it has one (fast, offline); else pip's isolated build
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
-                    "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True)
-    if not had_egg_info:
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+                        "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True)
+    finally:
         shutil.rmtree(egg_info, ignore_errors=True)
+        if aside.exists():
+            aside.rename(egg_info)
     wheel = next(out.glob("face_normals-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("backend/weights/face_normals.safetensors", "backend/weights/face_normals.json",
