@@ -94,6 +94,10 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         layout.template_ID(settings, "normal_map", open="image.open")
         layout.label(text="Mask (default: <photo>_mask)")
         layout.template_ID(settings, "mask", open="image.open")
+        layout.prop(settings, "use_albedo")
+        if settings.use_albedo:
+            layout.label(text="Albedo (default: <photo>_albedo)")
+            layout.template_ID(settings, "albedo", open="image.open")
         for index, light in enumerate(settings.lights):
             box = layout.box()
             header = box.row()
@@ -110,6 +114,7 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         col.prop(settings, "ambient_colour")
         col.prop(settings, "ambient_strength")
         col.prop(settings, "ambient_from_above")
+        col.prop(settings, "fill")
         col = layout.column(align=True)
         for name in ("delight", "specular", "roughness", "exposure"):
             col.prop(settings, name)

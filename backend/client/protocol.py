@@ -11,7 +11,8 @@ Request header: {"protocol": 1, "id": "<client-chosen string>", "kind": KIND, "o
   PNG/JPEG/WebP/TIFF/BMP file).
 Kinds and their options (every option is checked for type and range; unknown options, a bool
 where a number is due or a number where a bool is due are refused, nothing is coerced):
-  "info"     -> {"kind": "info", "server", "model", "device", "limits": Limits, ...}.  No options.
+  "info"     -> {"kind": "info", "server", "model", "device", "limits": Limits, "outputs": the
+                estimate outputs it makes (absent from servers before outputs), ...}.  No options.
   "estimate" -> one result per payload frame.  Options (EstimateOptions): "detect" (bool, default
                 true), "convention" ("opengl"|"directx"), "mask" (bool, default true),
                 "normals_dtype" ("float16"|"uint16"|"float32", default float16), "focal_35mm" (a number

@@ -33,7 +33,7 @@ from .. import __version__
 from ..client import protocol
 from ..core.state import state_file as default_state_file
 from ..client.protocol import Limits, ProtocolError
-from ..core.options import EstimateOptions
+from ..core.options import OUTPUTS, EstimateOptions
 from ..estimator import Estimator, ImageError
 from ..estimator.image_io import ImageTooLarge, image_size
 from ..estimator.pipeline import Photo
@@ -351,6 +351,7 @@ class Server:
                 "model": self.model_info, "device": str(self.estimator.device),
                 "address": self.address, "pid": os.getpid(),
                 "limits": {**self.limits.to_dict(), "max_batch": self.max_batch},
+                "outputs": list(OUTPUTS),
                 "queued": len(self.queue), "outstanding": len(self.outstanding),
                 "worker_deaths": self.worker_deaths, "dropped_crops": self.estimator.dropped_crops}
 
