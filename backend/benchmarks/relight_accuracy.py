@@ -4,8 +4,9 @@ backend.benchmarks.relight --data FACEKIT`).
 Each test person is rendered twice, the same pose and skin under light A and under light B
 (synthetic.py's `light_seed`; a plain camera: exact sRGB, only the exposure differs).  From the
 photo under A the shipped estimator predicts normals and the fallback fit (estimator/intrinsics.py)
-an albedo (the light fitted on the faces' skin, as the service does); the add-on's relighting model (shaders/relight.py, the numpy reference the GLSL is held
-to) relights it to B's true light, and the result is compared with the true render under B on the
+an albedo (the light fitted on the faces' skin, as the service does); the add-on's relighting
+model (shaders/relight.py, the numpy reference the GLSL is held to) relights it to B's true light,
+and the result is compared with the true render under B on the
 person: PSNR (sRGB, 0..1) and mean absolute error (sRGB levels of 255).  Rows, in one run:
 
   albedo (new)       the fitted albedo lit by B's light
