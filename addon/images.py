@@ -63,7 +63,7 @@ def derived_name(photo_name: str, kind: str) -> str:
     return f"{os.path.splitext(photo_name)[0]}_{kind}"
 
 
-def image_pixels(image: bpy.types.Image) -> np.ndarray:
+def image_pixels(image: bpy.types.Image, *, clip: bool = True) -> np.ndarray:
     width, height = image.size
     if width == 0 or height == 0:
         raise ValueError(f"image '{image.name}' has no pixels (is its file missing?)")
@@ -72,7 +72,7 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
     pixels = buffer.reshape(height, width, image.channels)[::-1]
     if image.channels == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0))
+    return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0) if clip else pixels[..., :3])
 
 
 def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
@@ -170,10 +170,10 @@ def height_range(image: bpy.types.Image) -> tuple[float, float] | None:
     return None if found is None else (float(found[0]), float(found[1]))
 
 
-def linear_pixels(image: bpy.types.Image) -> np.ndarray:
+def linear_pixels(image: bpy.types.Image, *, clip: bool = True) -> np.ndarray:
     """(H, W, 3) linear colours of a colour image (byte images hold sRGB-encoded values, float
-    images linear ones, and Non-Color ones are taken as linear)."""
-    pixels = image_pixels(image)
+    images linear ones, and Non-Color ones are taken as linear); clip: to 0..1."""
+    pixels = image_pixels(image, clip=clip)
     return pixels if image.is_float else srgb_to_linear(pixels)
 
 

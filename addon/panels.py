@@ -43,6 +43,8 @@ def draw_actions(layout, context, source: str) -> None:
     files.source, files.detect = "FILES", settings.detect
     col.operator("face_normals.apply_to_material", text="Apply to Material", icon="MATERIAL")
     col.operator("face_normals.relightable_portrait", text="Relightable Portrait", icon="LIGHT_SUN")
+    if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+        col.operator("face_normals.export_exr", text="Export EXR...", icon="EXPORT")
     col = layout.column(align=True)
     col.operator("face_normals.camera_background", text="Camera Background", icon="OUTLINER_OB_CAMERA")
     col.operator("face_normals.project_normals", text="Project onto Mesh", icon="MOD_UVPROJECT")

@@ -187,3 +187,32 @@ def test_the_portrait_lights_the_albedo_without_a_specular_layer_in_standard_vie
     assert bpy.context.scene.view_settings.view_transform == "Standard"
     assert bpy.ops.face_normals.relightable_portrait(image_name="p.png", use_albedo=False) == {"FINISHED"}
     assert bsdf.inputs["Base Color"].links[0].from_node.image.name == "p.png"
+
+
+def test_export_writes_the_photos_maps_into_one_multilayer_exr(clean_file, addon, backend, astronaut, tmp_path):
+    import OpenEXR
+    bpy = clean_file
+    photo = bpy.data.images.load(str(save_photo(astronaut, tmp_path / "exp.png")))
+    assert bpy.ops.face_normals.estimate(image_name=photo.name) == {"FINISHED"}
+    target = tmp_path / "out.exr"
+    # from the photo's albedo, as when the Image Editor shows it: the same photo's maps
+    assert bpy.ops.face_normals.export_exr(image_name="exp_albedo", filepath=str(target)) == {"FINISHED"}
+    with OpenEXR.File(str(target), separate_channels=True) as exr:
+        channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    assert {name.split(".")[0] for name in channels} == {"normal", "albedo", "height", "mask"}
+    normals = np.dstack([channels[f"normal.{axis}"] for axis in "XYZ"])
+    stored = image_array(bpy.data.images["exp_normal"])[..., :3] * 2 - 1
+    assert np.abs(normals - stored).max() < 1e-3
+    assert np.allclose(np.dstack([channels[f"albedo.{c}"] for c in "RGB"]),
+                       image_array(bpy.data.images["exp_albedo"])[..., :3], atol=1e-6)
+    low, high = addon.images.height_range(bpy.data.images["exp_height"])
+    assert channels["height.Y"].min() == pytest.approx(low * 512, abs=1e-3)
+    assert channels["height.Y"].max() == pytest.approx(high * 512, abs=1e-3)
+
+
+def test_export_without_maps_is_a_clear_error(clean_file, addon, tmp_path):
+    bpy = clean_file
+    bpy.data.images.new("bare.png", 8, 8)
+    with pytest.raises(RuntimeError, match="No maps of 'bare' to export: run Estimate"):
+        bpy.ops.face_normals.export_exr(image_name="bare.png", filepath=str(tmp_path / "x.exr"))
+    assert not (tmp_path / "x.exr").exists()
