@@ -147,7 +147,7 @@ def _relit_views(bpy, api, photo_path: Path) -> Path:
 
     views = []
     for direction in SHOWCASE_LIGHTS.values():
-        image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)], specular=0.15)
+        image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)])
         width, height = image.size
         pixels = np.empty(width * height * 4, np.float32)
         image.pixels.foreach_get(pixels)
