@@ -4,8 +4,9 @@ Until the model predicts albedo and light itself (estimator v3), they are fitted
 stays the fallback and a baseline of the evaluation:
 - light: second-order SH irradiance (core/sh.py) fitted to the photo's linear luminance on the
   faces' skin, robustly (eyes, brows, lips, highlights and stray hair lose their say), assuming the
-  skin's colour is even there, and white (the photo's white balance is trusted).  One photo cannot tell a bright light on dark skin from a dim light on pale
-  skin, so the light is scaled to average 1 on the skin: the albedo keeps the photo's brightness.
+  skin's colour is even there, and white (the photo's white balance is trusted).  One photo cannot
+  tell a bright light on dark skin from a dim light on pale skin, so the light is scaled to average
+  1 on the skin: the albedo keeps the photo's brightness.
 - albedo: the linear photo divided by that shading, where the shading is bright enough to divide by
   (elsewhere it fades to the photo at the skin's average shading).
 - height: the normals integrated over the person (Frankot-Chellappa over the photo mirrored at its
