@@ -131,9 +131,7 @@ def store_assets(source_name: str, *, albedo: np.ndarray | None, height: np.ndar
             write_png(path, np.round(linear_to_srgb(albedo) * 65535).astype(np.uint16))
             image = _load_replacing(name, path, colorspace="sRGB")     # Blender linearises it
         else:
-            image = _new_replacing(name, albedo.shape[1], albedo.shape[0], colorspace=_linear_colourspace())
-            _set_pixels(image, np.dstack([albedo, np.ones(albedo.shape[:2])]))
-            image.pack()
+            image = store_linear_colour(name, albedo)
         made.append(image)
     if height is not None:
         name = derived_name(source_name, "height")
@@ -214,6 +212,15 @@ def store_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:
     """sRGB-encoded pixels (H, W, 3 or 4) as an 8-bit sRGB image packed into the .blend."""
     height, width = pixels.shape[:2]
     image = _new_replacing(name, width, height, float_buffer=False, colorspace="sRGB")
+    _set_pixels(image, pixels if pixels.shape[2] == 4 else np.dstack([pixels, np.ones((height, width))]))
+    image.pack()
+    return image
+
+
+def store_linear_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:
+    """Linear colours (H, W, 3 or 4) as a float image in linear Rec.709, packed into the .blend."""
+    height, width = pixels.shape[:2]
+    image = _new_replacing(name, width, height, colorspace=_linear_colourspace())
     _set_pixels(image, pixels if pixels.shape[2] == 4 else np.dstack([pixels, np.ones((height, width))]))
     image.pack()
     return image
