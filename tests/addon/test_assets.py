@@ -60,6 +60,7 @@ def test_without_outputs_or_from_an_old_server_only_normals_and_mask_are_made(
     assert {"plain_normal", "plain_mask"} <= set(bpy.data.images.keys())
     assert not {"plain_albedo", "plain_height"} & set(bpy.data.images.keys())
     assert addon.images.LIGHT not in photo
+    assert set(addon.link.LINK.info["outputs"]) == {"normal", "mask", "albedo", "height", "light"}   # announced
     jobs = addon.backend_jobs
     # What a server announces decides what is asked: one from before outputs gets the old request.
     assert jobs.wanted_outputs({"limits": {}}, jobs.ASSETS) is None
