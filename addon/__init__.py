@@ -21,9 +21,9 @@ except ImportError as error:      # Blender before 5.0 installs a zip made for a
 
 
 def _classes() -> tuple:
-    from . import operators, panels, preferences, projection_ops, relight, settings
+    from . import exr_export, operators, panels, preferences, projection_ops, relight, settings
     return (preferences.FaceNormalsPreferences, *settings.CLASSES, *operators.CLASSES, *projection_ops.CLASSES,
-            *relight.CLASSES, *panels.CLASSES)
+            *relight.CLASSES, *exr_export.CLASSES, *panels.CLASSES)
 
 
 def register():

@@ -3,7 +3,10 @@ stop it, and estimate photos.  Each step only polls sockets and processes, so th
 waits on the backend."""
 from __future__ import annotations
 
+import dataclasses
 import time
+
+import numpy as np
 
 from . import environment, images
 from .backend_process import GRACE_SECONDS
@@ -105,16 +108,29 @@ class StopJob(Job):
         return self._stopping.step()
 
 
+ASSETS = ("albedo", "height", "light")     # asked for beside normal and mask when the server has them
+
+
+def wanted_outputs(info: dict | None, assets) -> tuple[str, ...] | None:
+    """The outputs to ask a server for: normal, mask and those of `assets` it announces; None (the
+    normal and mask every server sends) for a server from before outputs, or when none is wanted."""
+    offered = set((info or {}).get("outputs", ()))
+    extra = tuple(name for name in ASSETS if name in assets and name in offered)
+    return ("normal", "mask", *extra) if extra else None
+
+
 class EstimateJob(Job):
-    """Photos -> normal maps: connect (or start) the backend, then one request per photo; the
-    results stay in `batch.results` for `store_estimates` (nothing in Blender changes before)."""
+    """Photos -> normal maps (and the assets asked for: albedo, height, light): connect (or start)
+    the backend, then one request per photo; the results stay in `batch.results` for
+    `store_estimates` (nothing in Blender changes before)."""
 
     title = "Estimating"
 
-    def __init__(self, prefs, sources: list[tuple[str, object, str | None]], *, detect: bool):
+    def __init__(self, prefs, sources: list[tuple[str, object, str | None]], *, detect: bool,
+                 assets=ASSETS):
         """sources: (name, payload: file bytes or pixels, folder to save beside or None)."""
         super().__init__()
-        self.prefs, self.sources = prefs, sources
+        self.prefs, self.sources, self.assets = prefs, sources, set(assets)
         self.options = EstimateOptions(detect=detect, convention=prefs.convention.lower(), mask=True)
         self.connect: ConnectJob | None = (None if LINK.connected_to(prefs.address)
                                            else ConnectJob(prefs, start=prefs.auto_start))
@@ -130,6 +146,7 @@ class EstimateJob(Job):
         client = LINK.configure(self.prefs.address, self.prefs.timeout)
         if self.batch is None:
             self.status = f"{len(self.sources)} photo{'s' * (len(self.sources) != 1)}"
+            self.options = dataclasses.replace(self.options, outputs=wanted_outputs(LINK.info, self.assets))
             self.batch = client.submit_batch(self.options, [payload for _, payload, _ in self.sources])
         client.step()
         self.done = self.batch.done
@@ -159,8 +176,16 @@ def store_estimates(job: EstimateJob, save_mode: str) -> tuple[list[str], list[s
         warnings += [f"'{name}': {warning}" for warning in result.get("warnings", [])]
         height, width = result["normals"].shape[:2]
         centres = [] if result["camera_space"] else [(x / width, y / height) for x, y in result["centres"]]
+        step = images.shrink_step(result["normals"], job.prefs.max_size)
         normals, mask = images.limit_size(result["normals"], result["mask"], job.prefs.max_size)
         beside = folder if save_mode == "BESIDE" and folder else None
         normal_image, _ = images.store_results(name, normals, mask, save_beside=beside, view_centres=centres)
+        images.store_assets(name, albedo=_every(result.get("albedo"), step), height=_every(result.get("height"), step),
+                            light=result.get("light"), photo_rows=height, save_beside=beside)
         made.append(normal_image.name)
     return made, failed, warnings
+
+
+def _every(array, step: int):
+    """Every step-th pixel of a map (as limit_size shrinks the normals), float32, or None."""
+    return None if array is None else np.asarray(array[::step, ::step], np.float32)

@@ -1,12 +1,15 @@
-"""Blender images <-> numpy, and the normal-map and mask datablocks the add-on makes.
+"""Blender images <-> numpy, and the datablocks the add-on makes from a photo: its normal map and
+mask, and (from servers that make them) its albedo, height and light.
 Blender stores rows bottom-up; numpy arrays here are top row first, like every file format."""
 from __future__ import annotations
 
+import json
 import os
 
 import bpy
 import numpy as np
 
+from .core.colour import linear_to_srgb, srgb_to_linear
 from .core.encoding import mask_to_uint8, normals_to_uint16
 from .photo_maps import derived_name, photo_of
 from .png import write_png
@@ -57,7 +60,7 @@ def require_photo(context, name: str = "") -> bpy.types.Image:
     return photo
 
 
-def image_pixels(image: bpy.types.Image) -> np.ndarray:
+def image_pixels(image: bpy.types.Image, *, clip: bool = True) -> np.ndarray:
     width, height = image.size
     if width == 0 or height == 0:
         raise ValueError(f"image '{image.name}' has no pixels (is its file missing?)")
@@ -66,7 +69,7 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
     pixels = buffer.reshape(height, width, image.channels)[::-1]
     if image.channels == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0))
+    return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0) if clip else pixels[..., :3])
 
 
 def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
@@ -75,6 +78,10 @@ def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
 
 
 VIEW_CENTRES = "face_normals_view_centres"   # ID property of a normal map in view space
+LIGHT = "face_normals_light"                 # ID property of a photo: its fitted light, JSON (core/sh.py)
+# ID property of a height map: the [min, max] its values 0..1 stand for, in fractions of the photo's
+# height (so the range holds at any size the map is stored at), toward the camera
+HEIGHT_RANGE = "face_normals_height_range"
 
 
 def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None, *,
@@ -105,11 +112,78 @@ def store_results(source_name: str, normals: np.ndarray, mask: np.ndarray | None
     return normal_image, mask_image
 
 
+def store_assets(source_name: str, *, albedo: np.ndarray | None, height: np.ndarray | None,
+                 light: dict | None, photo_rows: int, save_beside: str | None) -> list[bpy.types.Image]:
+    """The photo's albedo (linear colour image `<photo>_albedo`), height (Non-Color
+    `<photo>_height`, 0..1 over its range, kept in HEIGHT_RANGE) and light (JSON in LIGHT on the
+    photo's image, or on its normal map when the photo is not loaded): saved beside as 16-bit PNGs
+    or packed float images, like the normal map.  height is in photo pixels, photo_rows the
+    photo's height in pixels.  Returns the images made."""
+    made = []
+    if albedo is not None:
+        name = derived_name(source_name, "albedo")
+        albedo = np.asarray(albedo, np.float32)
+        if save_beside:
+            path = os.path.join(save_beside, f"{name}.png")
+            write_png(path, np.round(linear_to_srgb(albedo) * 65535).astype(np.uint16))
+            image = _load_replacing(name, path, colorspace="sRGB")     # Blender linearises it
+        else:
+            image = store_linear_colour(name, albedo)
+        made.append(image)
+    if height is not None:
+        name = derived_name(source_name, "height")
+        relative = np.asarray(height, np.float32) / photo_rows
+        low, high = float(relative.min()), float(relative.max())
+        unit = (relative - low) / max(high - low, 1e-12)
+        if save_beside:
+            path = os.path.join(save_beside, f"{name}.png")
+            write_png(path, np.round(unit * 65535).astype(np.uint16))
+            image = _load_replacing(name, path)
+        else:
+            image = _new_replacing(name, unit.shape[1], unit.shape[0])
+            _set_pixels(image, np.dstack([unit, unit, unit, np.ones_like(unit)]))
+            image.pack()
+        image[HEIGHT_RANGE] = [low, high]
+        made.append(image)
+    if light is not None:
+        holder = bpy.data.images.get(source_name) or bpy.data.images.get(derived_name(source_name, "normal"))
+        if holder is not None:
+            holder[LIGHT] = json.dumps(light)
+    return made
+
+
+def photo_light(photo: bpy.types.Image) -> np.ndarray | None:
+    """(9, 3) SH coefficients of the light fitted to a photo (on it or on its normal map), or None."""
+    normal = bpy.data.images.get(derived_name(photo.name, "normal"))
+    text = photo.get(LIGHT) or (normal.get(LIGHT) if normal is not None else None)
+    return None if text is None else np.asarray(json.loads(text)["sh"], np.float32).reshape(9, 3)
+
+
+def height_range(image: bpy.types.Image) -> tuple[float, float] | None:
+    """The (min, max) in fractions of the photo's height a height map's 0..1 stand for, or None."""
+    found = image.get(HEIGHT_RANGE)
+    return None if found is None else (float(found[0]), float(found[1]))
+
+
+def linear_pixels(image: bpy.types.Image, *, clip: bool = True) -> np.ndarray:
+    """(H, W, 3) linear colours of a colour image (byte images hold sRGB-encoded values, float
+    images linear ones, and Non-Color ones are taken as linear); clip: to 0..1."""
+    pixels = image_pixels(image, clip=clip)
+    return pixels if image.is_float else srgb_to_linear(pixels)
+
+
+def shrink_step(normals: np.ndarray, max_size: int) -> int:
+    """The whole factor `limit_size` shrinks by (1: not at all)."""
+    if max_size <= 0 or max(normals.shape[:2]) <= max_size:
+        return 1
+    return -(-max(normals.shape[:2]) // max_size)
+
+
 def limit_size(normals: np.ndarray, mask, max_size: int):
     """Nearest-neighbour shrink by a whole factor when the result is larger than max_size."""
-    if max_size <= 0 or max(normals.shape[:2]) <= max_size:
+    step = shrink_step(normals, max_size)
+    if step == 1:
         return normals, mask
-    step = -(-max(normals.shape[:2]) // max_size)
     normals = normals[::step, ::step]
     normals = normals / np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-6)
     return normals, None if mask is None else mask[::step, ::step]
@@ -140,6 +214,15 @@ def store_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:
     return image
 
 
+def store_linear_colour(name: str, pixels: np.ndarray) -> bpy.types.Image:
+    """Linear colours (H, W, 3 or 4) as a float image in linear Rec.709, packed into the .blend."""
+    height, width = pixels.shape[:2]
+    image = _new_replacing(name, width, height, colorspace=_linear_colourspace())
+    _set_pixels(image, pixels if pixels.shape[2] == 4 else np.dstack([pixels, np.ones((height, width))]))
+    image.pack()
+    return image
+
+
 def store_normal_map(name: str, normals: np.ndarray) -> bpy.types.Image:
     """Unit normals (H, W, 3) as a float Non-Color image (value = n * 0.5 + 0.5) packed into the .blend."""
     height, width = normals.shape[:2]
@@ -147,6 +230,13 @@ def store_normal_map(name: str, normals: np.ndarray) -> bpy.types.Image:
     _set_pixels(image, np.dstack([np.clip(normals * 0.5 + 0.5, 0.0, 1.0), np.ones((height, width))]))
     image.pack()
     return image
+
+
+def _linear_colourspace() -> str:
+    """Blender's name for linear Rec.709 ('Linear Rec.709' from 4.0; 'Linear' before)."""
+    names = {item.identifier for item in
+             bpy.types.ColorManagedInputColorspaceSettings.bl_rna.properties["name"].enum_items}
+    return "Linear Rec.709" if "Linear Rec.709" in names else "Linear"
 
 
 def _new_replacing(name: str, width: int, height: int, *, float_buffer: bool = True,
@@ -164,11 +254,11 @@ def _new_replacing(name: str, width: int, height: int, *, float_buffer: bool = T
     return image
 
 
-def _load_replacing(name: str, path: str) -> bpy.types.Image:
+def _load_replacing(name: str, path: str, *, colorspace: str = "Non-Color") -> bpy.types.Image:
     image = bpy.data.images.get(name)
     if image is not None:
         bpy.data.images.remove(image)
     image = bpy.data.images.load(path)
     image.name = name
-    image.colorspace_settings.name = "Non-Color"
+    image.colorspace_settings.name = colorspace
     return image

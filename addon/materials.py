@@ -6,8 +6,10 @@ import bpy
 
 NORMAL_TEXTURE = "Face Normals Texture"
 NORMAL_MAP = "Face Normals Map"
-BASE_TEXTURE = "Face Normals Photo"
+BASE_TEXTURE = "Face Normals Photo"       # the base colour: the albedo, or the photo itself
 UV_MAP = "Face Normals UV"
+HEIGHT_TEXTURE = "Face Normals Height"
+DISPLACEMENT = "Face Normals Displacement"
 
 
 def find_or_add(tree: bpy.types.NodeTree, bl_idname: str, name: str, location) -> bpy.types.Node:
@@ -59,6 +61,34 @@ def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image, uv_m
     texture.image = photo
     _link(tree, texture.outputs["Color"], bsdf.inputs["Base Color"])
     _read_through_uv_map(tree, texture, uv_map)
+
+
+def apply_height(material: bpy.types.Material, height_image: bpy.types.Image, *, low: float, high: float,
+                 photo_height: float, uv_map: str = "") -> bpy.types.Node:
+    """Image Texture (Non-Color) -> Displacement -> the Material Output's Displacement, true
+    displacement (the normal map already shades the detail: a bump on top would shade it twice).
+    The map's 0..1 stand for low..high in fractions of the photo's height, and the photo's height
+    spans `photo_height` object units: Displacement = (value - midlevel) * scale."""
+    tree = material.node_tree
+    output = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial" and n.is_active_output),
+                  None) or find_or_add(tree, "ShaderNodeOutputMaterial", "Material Output", (300, 0))
+    x, y = output.location
+    texture = find_or_add(tree, "ShaderNodeTexImage", HEIGHT_TEXTURE, (x - 600, y - 450))
+    texture.image = height_image
+    height_image.colorspace_settings.name = "Non-Color"
+    displacement = find_or_add(tree, "ShaderNodeDisplacement", DISPLACEMENT, (x - 250, y - 450))
+    displacement.space = "OBJECT"
+    span = high - low
+    displacement.inputs["Midlevel"].default_value = -low / span if span > 0 else 0.0
+    displacement.inputs["Scale"].default_value = span * photo_height
+    _link(tree, texture.outputs["Color"], displacement.inputs["Height"])
+    _link(tree, displacement.outputs["Displacement"], output.inputs["Displacement"])
+    _read_through_uv_map(tree, texture, uv_map)
+    if hasattr(material, "displacement_method"):          # 4.2 and later
+        material.displacement_method = "DISPLACEMENT"
+    else:
+        material.cycles.displacement_method = "DISPLACEMENT"
+    return displacement
 
 
 def _read_through_uv_map(tree, texture, uv_map: str) -> None:

@@ -12,7 +12,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProp
 
 from . import environment, images, materials, portrait, preferences
 from .backend_setup import RemoveJob, SetupJob
-from .backend_jobs import ConnectJob, EstimateJob, StopJob, store_estimates
+from .backend_jobs import ASSETS, ConnectJob, EstimateJob, StopJob, store_estimates
 from .client.protocol import EstimateOptions
 from .jobs import JobOperator, popup_text
 from .link import LINK
@@ -128,6 +128,14 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
                          description="Find the faces; untick if the photo is already a face crop")
     save_mode: EnumProperty(name="Result", items=[("PREFS", "As in Preferences", ""),
                                                   *preferences.SAVE_MODES], default="PREFS")
+    outputs: EnumProperty(name="Also Make", options={"ENUM_FLAG"}, default=set(ASSETS),
+                          items=[("albedo", "Albedo", "<photo>_albedo: the colours with the photo's light "
+                                                      "divided out (linear)"),
+                                 ("height", "Height", "<photo>_height: the normals integrated into a "
+                                                      "height map (Non-Color)"),
+                                 ("light", "Light", "The photo's light, fitted, kept on the photo for "
+                                                    "relighting")],
+                          description="Beside the normal map and mask, when the backend makes them")
 
     def invoke(self, context, event):
         if self.source == "FILES" and not (self.files or self.filepath) and not bpy.app.background:
@@ -137,7 +145,8 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
         return super().invoke(context, event)
 
     def make_job(self, context):
-        return EstimateJob(preferences.get(context), self._collect_sources(context), detect=self.detect)
+        return EstimateJob(preferences.get(context), self._collect_sources(context), detect=self.detect,
+                           assets=self.outputs)
 
     def finish(self, context, job):
         prefs = preferences.get(context)
@@ -185,15 +194,24 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
 
 
 class FACE_NORMALS_OT_apply_to_material(bpy.types.Operator):
-    """Wire a normal map into a material: Image Texture (Non-Color) -> Normal Map -> Principled BSDF"""
+    """Build a material from a photo's maps: Base Color from <photo>_albedo, Normal from the normal
+    map (Image Texture, Non-Color -> Normal Map -> Principled BSDF), Displacement from <photo>_height"""
     bl_idname = "face_normals.apply_to_material"
-    bl_label = "Apply Normals to Material"
+    bl_label = "Apply to Material"
     bl_options = {"REGISTER", "UNDO"}
 
     image_name: StringProperty(name="Normal Map", description="Default: the shown photo's <photo>_normal "
                                                               "(or the shown image, if it is a normal map)")
     material_name: StringProperty(name="Material", description="Default: the active object's")
     strength: bpy.props.FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
+    use_albedo: BoolProperty(name="Base Color from Albedo", default=True,
+                             description="Wire <photo>_albedo into Base Color, when there is one")
+    use_height: BoolProperty(name="Displacement from Height", default=True,
+                             description="Wire <photo>_height into the displacement, when there is one")
+    photo_height: bpy.props.FloatProperty(
+        name="Photo Height", default=0.0, min=0.0, unit="LENGTH",
+        description="How tall the photo is on the object, in its own units, for the displacement's scale "
+                    "(0: the object's height, or its Y extent if it is flat)")
 
     def execute(self, context):
         image = bpy.data.images.get(self.image_name) if self.image_name else _shown_normal_map(context)
@@ -206,7 +224,20 @@ class FACE_NORMALS_OT_apply_to_material(bpy.types.Operator):
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"'{image.name}' wired into material '{material.name}'{owner}")
+        wired = [image.name]
+        stem = image.name.removesuffix("_normal")
+        albedo = bpy.data.images.get(f"{stem}_albedo") if self.use_albedo else None
+        if albedo is not None:
+            materials.apply_base_colour(material, albedo)
+            wired.append(albedo.name)
+        height = bpy.data.images.get(f"{stem}_height") if self.use_height else None
+        span = images.height_range(height) if height is not None else None
+        if height is not None and span is not None:
+            materials.apply_height(material, height, low=span[0], high=span[1],
+                                   photo_height=self.photo_height or _object_height(context.active_object))
+            wired.append(height.name)
+        self.report({"INFO"}, f"{', '.join(repr(name) for name in wired)} wired into material "
+                              f"'{material.name}'{owner}")
         return {"FINISHED"}
 
     def _material(self, context) -> tuple[bpy.types.Material, str]:
@@ -227,6 +258,15 @@ class FACE_NORMALS_OT_apply_to_material(bpy.types.Operator):
         return obj.active_material, f" of '{obj.name}'"
 
 
+def _object_height(obj) -> float:
+    """An object's height in its own units (its mesh's Z extent; Y for a flat card facing +Z), 1
+    without a mesh."""
+    if obj is None or obj.type != "MESH":
+        return 1.0
+    extent = [max(c[axis] for c in obj.bound_box) - min(c[axis] for c in obj.bound_box) for axis in range(3)]
+    return extent[2] if extent[2] > 1e-6 else extent[1] or 1.0
+
+
 class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):
     """Make a camera-facing card of the photo with its normals, a camera and a key light"""
     bl_idname = "face_normals.relightable_portrait"
@@ -237,6 +277,9 @@ class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):
     normal_name: StringProperty(name="Normal Map", description="Default: <photo>_normal")
     light: EnumProperty(name="Key Light", items=[(k, k.title(), "") for k in portrait.KEY_LIGHT],
                         default="LEFT")
+    use_albedo: BoolProperty(name="Light the Albedo", default=True,
+                             description="Base colour from <photo>_albedo (the photo's own light divided "
+                                         "out) when there is one, else the photo")
 
     def execute(self, context):
         try:
@@ -248,11 +291,12 @@ class FACE_NORMALS_OT_relightable_portrait(bpy.types.Operator):
         if normal is None:
             self.report({"ERROR"}, f"No normal map for '{photo.name}': run Estimate Face Normals first")
             return {"CANCELLED"}
-        made = portrait.build(photo, normal, light=self.light, scene=context.scene)
+        albedo = bpy.data.images.get(images.derived_name(photo.name, "albedo")) if self.use_albedo else None
+        made = portrait.build(photo, normal, light=self.light, scene=context.scene, albedo=albedo)
         for area in (context.screen.areas if context.screen else ()):   # so moving the key light shows
             for space in area.spaces:
-                if space.type == "VIEW_3D":
-                    space.shading.use_scene_lights = True
+                if space.type == "VIEW_3D":   # the scene's light and world, not the preview's studio HDRI
+                    space.shading.use_scene_lights = space.shading.use_scene_world = True
         self.report({"INFO"}, f"Portrait in collection '{made['collection'].name}'")
         return {"FINISHED"}
 

@@ -51,6 +51,8 @@ def draw_actions(layout, context, source: str) -> None:
     files.source, files.detect = "FILES", settings.detect
     col.operator("face_normals.apply_to_material", text="Apply to Material", icon="MATERIAL")
     col.operator("face_normals.relightable_portrait", text="Relightable Portrait", icon="LIGHT_SUN")
+    if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+        col.operator("face_normals.export_exr", text="Export EXR...", icon="EXPORT")
     col = layout.column(align=True)
     col.operator("face_normals.camera_background", text="Camera Background", icon="OUTLINER_OB_CAMERA")
     col.operator("face_normals.project_normals", text="Project onto Mesh", icon="MOD_UVPROJECT")
@@ -104,6 +106,10 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         layout.template_ID(settings, "normal_map", open="image.open")
         layout.label(text="Mask (default: <photo>_mask)")
         layout.template_ID(settings, "mask", open="image.open")
+        layout.prop(settings, "use_albedo")
+        if settings.use_albedo:
+            layout.label(text="Albedo (default: <photo>_albedo)")
+            layout.template_ID(settings, "albedo", open="image.open")
         for index, light in enumerate(settings.lights):
             box = layout.box()
             header = box.row()
@@ -120,6 +126,7 @@ class FACE_NORMALS_PT_relight(bpy.types.Panel):
         col.prop(settings, "ambient_colour")
         col.prop(settings, "ambient_strength")
         col.prop(settings, "ambient_from_above")
+        col.prop(settings, "fill")
         col = layout.column(align=True)
         for name in ("delight", "specular", "roughness", "exposure"):
             col.prop(settings, name)

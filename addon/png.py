@@ -13,7 +13,7 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def write_png(path: str, pixels: np.ndarray) -> None:
-    """pixels: (H, W, 3) uint16 RGB or (H, W) uint8 gray, top row first."""
+    """pixels: (H, W, 3) uint16 RGB or (H, W) uint8 / uint16 gray, top row first."""
     height, width = pixels.shape[:2]
     if pixels.dtype == np.uint16 and pixels.ndim == 3:
         depth, colour = 16, 2
@@ -21,8 +21,11 @@ def write_png(path: str, pixels: np.ndarray) -> None:
     elif pixels.dtype == np.uint8 and pixels.ndim == 2:
         depth, colour = 8, 0
         rows = pixels
+    elif pixels.dtype == np.uint16 and pixels.ndim == 2:
+        depth, colour = 16, 0
+        rows = pixels.astype(">u2").view(np.uint8)
     else:
-        raise ValueError("write_png takes (H, W, 3) uint16 or (H, W) uint8")
+        raise ValueError("write_png takes (H, W, 3) uint16 or (H, W) uint8 or uint16")
     raw = np.concatenate([np.zeros((height, 1), np.uint8), rows.reshape(height, -1)], axis=1)
     header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     with open(path, "wb") as handle:

@@ -1,5 +1,12 @@
-"""The relightable portrait: a camera-facing card with the photo as base colour and the estimated
-normals wired in, a camera that frames it and a key light.
+"""The relightable portrait: a camera-facing card with the photo's albedo (the photo itself when
+it has none) as base colour and the estimated normals wired in, a camera that frames it and a key
+light.
+
+It is lit as a render lights it, so that nothing but the scene's lights brightens the face: the
+card has no specular layer (the photo, and an albedo fitted to it, already hold the photo's own
+highlights; a second one reflected the grey world over the whole card and turned the black
+turtleneck milky grey: 7/255 in the photo, 40-55 rendered) and the scene shows colours with the
+Standard view transform (AgX, Blender's default, tone-maps the photo's colours flatter still).
 
 The card lies in the XY plane facing +Z with U along +X and V along +Y, and the camera looks down
 -Z: the card's tangent frame is then the camera's (x right, y up, z toward the camera), the very
@@ -16,8 +23,9 @@ KEY_LIGHT = {"LEFT": (-0.75, 0.25, 0.6), "RIGHT": (0.75, 0.25, 0.6), "FRONT": (0
 
 
 def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str = "LEFT",
-          scene: bpy.types.Scene | None = None) -> dict:
-    """Create (or update) the portrait objects for a photo in their own collection."""
+          scene: bpy.types.Scene | None = None, albedo: bpy.types.Image | None = None) -> dict:
+    """Create (or update) the portrait objects for a photo in their own collection; the base colour
+    is `albedo` when given, else the photo."""
     scene = scene or bpy.context.scene
     name = f"Face Portrait {photo.name}"
     collection = bpy.data.collections.get(name) or bpy.data.collections.new(name)
@@ -37,12 +45,14 @@ def build(photo: bpy.types.Image, normal_image: bpy.types.Image, *, light: str =
         card.data.materials[0] = material
     else:
         card.data.materials.append(material)
-    materials.apply_base_colour(material, photo)
+    materials.apply_base_colour(material, albedo or photo)
     normal_map = materials.apply_normal_map(material, normal_image)
     normal_map.uv_map = card.data.uv_layers[0].name
     bsdf = materials.principled(material.node_tree)
     assert bsdf is not None
     bsdf.inputs["Roughness"].default_value = 0.55
+    bsdf.inputs["Specular IOR Level" if "Specular IOR Level" in bsdf.inputs else "Specular"].default_value = 0.0
+    scene.view_settings.view_transform = "Standard"
 
     camera = _object(f"{name} Camera", bpy.data.cameras, collection)
     camera.data.type = "ORTHO"

@@ -71,7 +71,8 @@ class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
     resolution: IntProperty(name="Resolution", default=1024, min=64, max=8192)
     blend: EnumProperty(name="Several Photos", items=BLEND_MODES, default="FACING")
     colour: BoolProperty(name="Project Colour Too", default=False,
-                         description="Also bake the photo as a base colour texture")
+                         description="Also bake a base colour texture: the photo's albedo where Estimate "
+                                     "made one (<object>_projected_albedo, linear), else the photo")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
 
     def make_job(self, context):
@@ -115,6 +116,7 @@ class ProjectJob(Job):
                          if missing else None)
         self.surface: texels.Surface | None = None
         self.projections: list = []
+        self.albedo = False          # every photo has an albedo: project those (else the photos)
         self.made = self.material = ""
         self.total = len(views) + 2
 
@@ -148,7 +150,12 @@ class ProjectJob(Job):
     def _project(self, obj, photo, camera, depsgraph):
         assert self.surface is not None
         normal_map, mask = _estimated_maps(photo, self.prefs.convention, camera, depsgraph)
-        colour = images.image_pixels(photo) if self.colour else None
+        if not self.projections:        # estimates done: albedo only if every photo has one (no mixing)
+            self.albedo = all(images.derived_name(name, "albedo") in bpy.data.images for name, _ in self.views)
+        colour = None
+        if self.colour:
+            colour = (images.linear_pixels(bpy.data.images[images.derived_name(photo.name, "albedo")])
+                      if self.albedo else images.image_pixels(photo))
         if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
             raise JobFailed(f"'{photo.name}' and its normal map differ in size")
         return projection.project(self.surface, obj, camera, depsgraph, normal_map, mask, colour)
@@ -163,8 +170,9 @@ class ProjectJob(Job):
         materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
         if colour is not None:
             rgba = np.dstack([texels.grow(colour, self.surface.covered), coverage])
-            materials.apply_base_colour(material, images.store_colour(f"{obj.name}_projected_colour", rgba),
-                                        uv_map=uv_name)
+            stored = (images.store_linear_colour(f"{obj.name}_projected_albedo", rgba) if self.albedo
+                      else images.store_colour(f"{obj.name}_projected_colour", rgba))
+            materials.apply_base_colour(material, stored, uv_map=uv_name)
         self.made, self.material = made.name, material.name
 
     def cancel(self) -> None:

@@ -1,6 +1,10 @@
 """Relighting preview in the Image Editor: drag the mouse over a portrait to move the light and see it
 relit at once (shaders/relight.frag.glsl drawn over the image), tune the lights in the sidebar, and
-bake the relit view into a new image.
+bake the relit view into a new image.  The light falls on the photo's albedo (`<photo>_albedo`, the
+photo with its own fitted light divided out) when the estimator made one, as a renderer lights a
+surface; without one (older estimates, or Light the Albedo off) on the photo with "Remove Original
+Shading" of a guessed frontal shading divided out.  The photo's own fitted light can be added as a
+fill (`Photo's Light as Fill`).
 
 The settings live on the scene (`scene.face_normals_relight`), so the preview, the bake and scripts
 read the same ones.  The bake runs the GLSL offscreen in the UI and the numpy reference of the same
@@ -12,7 +16,7 @@ import math
 
 import bpy
 import numpy as np
-from bpy.props import (CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty,
+from bpy.props import (BoolProperty, CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
 from . import images
@@ -35,6 +39,13 @@ class FaceNormalsRelight(bpy.types.PropertyGroup):
                                 description="Default: <photo>_normal")
     mask: PointerProperty(name="Mask", type=bpy.types.Image,
                           description="Where to relight; default: <photo>_mask, else everywhere")
+    albedo: PointerProperty(name="Albedo", type=bpy.types.Image,
+                            description="The colours to light; default: <photo>_albedo")
+    use_albedo: BoolProperty(name="Light the Albedo", default=True,
+                             description="Light the albedo (the photo's own light divided out) when there is "
+                                         "one; off, or without one: the photo, de-lit by Remove Original Shading")
+    fill: FloatProperty(name="Photo's Light as Fill", default=0.0, min=0.0, soft_max=1.0,
+                        description="Add the light fitted to the photo (kept with it by Estimate), this strong")
     lights: CollectionProperty(type=FaceNormalsLight)
     active_light: IntProperty(name="Dragged Light", default=0, min=0, max=model.MAX_LIGHTS - 1,
                               description="The light the mouse moves in the preview")
@@ -44,18 +55,24 @@ class FaceNormalsRelight(bpy.types.PropertyGroup):
     ambient_from_above: FloatProperty(name="From Above", default=0.3, min=-1.0, max=1.0,
                                       description="Ambient brighter on faces turned up (positive) or down")
     delight: FloatProperty(name="Remove Original Shading", default=0.7, min=0.0, max=1.0,
-                           description="How much of a frontal-light shading estimate is divided out of the photo")
-    specular: FloatProperty(name="Specular", default=0.1, min=0.0, soft_max=1.0)
+                           description="Without an albedo: how much of a frontal-light shading estimate is "
+                                       "divided out of the photo")
+    # 0 by default: the photo already holds its highlights, and a white lobe over smooth clothes
+    # turned the black turtleneck grey (docs/relighting.md)
+    specular: FloatProperty(name="Specular", default=0.0, min=0.0, soft_max=1.0)
     roughness: FloatProperty(name="Roughness", default=0.5, min=0.05, max=1.0)
     exposure: FloatProperty(name="Exposure", default=0.0, soft_min=-4.0, soft_max=4.0, description="Stops")
 
 
-def lighting(settings: FaceNormalsRelight) -> model.Lighting:
-    """The model's parameters from the scene's settings; with no light listed, one default light."""
+def lighting(settings: FaceNormalsRelight, photo: bpy.types.Image | None = None) -> model.Lighting:
+    """The model's parameters from the scene's settings; with no light listed, one default light;
+    with a photo whose light Estimate kept, that light times `fill` added to the ambient."""
     lights = [model.Light(tuple(light.direction), tuple(light.colour), light.intensity)
               for light in settings.lights[:model.MAX_LIGHTS]] or [model.Light(DEFAULT_LIGHT)]
-    return model.Lighting(lights, model.ambient_sh(tuple(settings.ambient_colour), settings.ambient_strength,
-                                                   settings.ambient_from_above),
+    ambient = model.ambient_sh(tuple(settings.ambient_colour), settings.ambient_strength,
+                               settings.ambient_from_above)
+    fitted = images.photo_light(photo) if photo is not None and settings.fill > 0 else None
+    return model.Lighting(lights, ambient if fitted is None else ambient + settings.fill * fitted,
                           delight=settings.delight, specular=settings.specular,
                           roughness=settings.roughness, exposure=settings.exposure)
 
@@ -98,6 +115,14 @@ def inputs(photo: bpy.types.Image, settings: FaceNormalsRelight, max_side: int =
     return pixels, normal_map, mask
 
 
+def albedo_input(photo: bpy.types.Image, settings: FaceNormalsRelight, height: int, width: int) -> np.ndarray | None:
+    """The photo's albedo (linear, at the size `inputs` gave), or None: not wanted or not made."""
+    if not settings.use_albedo:
+        return None
+    image = settings.albedo or bpy.data.images.get(images.derived_name(photo.name, "albedo"))
+    return None if image is None else _resized(images.linear_pixels(image), height, width)
+
+
 def _gpu_texture_limit() -> int:
     import gpu
     return gpu.capabilities.max_texture_size_get()
@@ -116,11 +141,12 @@ class FACE_NORMALS_OT_relight_bake(bpy.types.Operator):
         try:
             photo = images.require_photo(context, self.image_name)
             pixels, normal_map, mask = inputs(photo, settings)
+            albedo = albedo_input(photo, settings, *pixels.shape[:2])
             if bpy.app.background or max(pixels.shape[:2]) > _gpu_texture_limit():
-                relit = model.relight(pixels, normal_map, lighting(settings), mask)
+                relit = model.relight(pixels, normal_map, lighting(settings, photo), mask, albedo)
             else:
                 from .relight_gpu import RelitImage
-                relit = RelitImage(pixels, normal_map, mask).render(lighting(settings))
+                relit = RelitImage(pixels, normal_map, mask, albedo).render(lighting(settings, photo))
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -168,12 +194,13 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
             return {"FINISHED"}
         settings = context.scene.face_normals_relight
         try:
-            photo = images.require_photo(context)      # also when the editor shows its normal map
-            self.relit = RelitImage(*inputs(photo, settings, PREVIEW_MAX_SIDE))
+            self.photo = images.require_photo(context)      # also when the editor shows its normal map
+            pixels, normal_map, mask = inputs(self.photo, settings, PREVIEW_MAX_SIDE)
+            self.relit = RelitImage(pixels, normal_map, mask, albedo_input(self.photo, settings, *pixels.shape[:2]))
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        context.space_data.image = photo       # drawn over the photo itself, at the photo's size
+        context.space_data.image = self.photo       # drawn over the photo itself, at the photo's size
         if not settings.lights:
             settings.lights.add()
         self.dragging = False
@@ -194,7 +221,7 @@ class FACE_NORMALS_OT_relight_preview(bpy.types.Operator):
         context = bpy.context
         view = context.region.view2d     # the image spans (0, 0)-(1, 1) in the Image Editor's view space
         corners = (view.view_to_region(0.0, 0.0, clip=False), view.view_to_region(1.0, 1.0, clip=False))
-        self.relit.draw(lighting(context.scene.face_normals_relight), corners, linear_output=True)
+        self.relit.draw(lighting(context.scene.face_normals_relight, self.photo), corners, linear_output=True)
 
     def _hint(self, context) -> None:
         """How to use the preview, in the status bar while it runs."""

@@ -1,7 +1,7 @@
 """The relighting model on the GPU: shaders/relight.*.glsl compiled through Blender's gpu module.
 
-`RelitImage` holds one photo's textures (photo, normal map, mask) and draws the relit photo into
-whatever is bound: the Image Editor's region (the interactive preview) or an offscreen buffer
+`RelitImage` holds one photo's textures (photo, normal map, mask, albedo when there is one) and
+draws the relit photo into whatever is bound: the Image Editor's region (the interactive preview) or an offscreen buffer
 (`render`, which bakes and which the tests read back).  The model itself is specified once, in
 shaders/relight.py, whose `pack_uniforms` fills the shader's uniform block."""
 from __future__ import annotations
@@ -31,7 +31,8 @@ def shader() -> gpu.types.GPUShader:
         info.uniform_buf(0, "RelightParams", "params")
         info.push_constant("MAT4", "ModelViewProjectionMatrix")
         info.push_constant("INT", "linear_output")
-        for slot, name in enumerate(("photo_image", "normal_image", "mask_image")):
+        info.push_constant("INT", "use_albedo")
+        for slot, name in enumerate(("photo_image", "normal_image", "mask_image", "albedo_image")):
             info.sampler(slot, "FLOAT_2D", name)
         info.vertex_in(0, "VEC2", "position")
         info.vertex_in(1, "VEC2", "texcoord")
@@ -53,9 +54,11 @@ def _texture(rgb: np.ndarray) -> gpu.types.GPUTexture:
 
 
 class RelitImage:
-    """photo (H, W, 3) sRGB-encoded, normal_map (H, W, 3) encoded n * 0.5 + 0.5, mask (H, W) or None."""
+    """photo (H, W, 3) sRGB-encoded, normal_map (H, W, 3) encoded n * 0.5 + 0.5, mask (H, W) or
+    None, albedo (H, W, 3) linear or None (the photo de-lit by a guess instead)."""
 
-    def __init__(self, photo: np.ndarray, normal_map: np.ndarray, mask: np.ndarray | None = None):
+    def __init__(self, photo: np.ndarray, normal_map: np.ndarray, mask: np.ndarray | None = None,
+                 albedo: np.ndarray | None = None):
         if normal_map.shape[:2] != photo.shape[:2]:
             raise ValueError(f"the normal map is {normal_map.shape[1]}x{normal_map.shape[0]}, "
                              f"the photo {photo.shape[1]}x{photo.shape[0]}: they must match")
@@ -66,6 +69,7 @@ class RelitImage:
         self.photo = _texture(photo)
         self.normal_map = _texture(normal_map)
         self.mask = _texture(np.ones(photo.shape[:2] + (1,), np.float32) if mask is None else mask[..., None])
+        self.albedo = None if albedo is None else _texture(albedo)
 
     def draw(self, lighting: model.Lighting, corners=((-1.0, -1.0), (1.0, 1.0)), *,
              linear_output: bool = False) -> None:
@@ -84,6 +88,8 @@ class RelitImage:
         relight_shader.uniform_sampler("photo_image", self.photo)
         relight_shader.uniform_sampler("normal_image", self.normal_map)
         relight_shader.uniform_sampler("mask_image", self.mask)
+        relight_shader.uniform_int("use_albedo", int(self.albedo is not None))
+        relight_shader.uniform_sampler("albedo_image", self.albedo or self.photo)   # bound either way
         batch.draw(relight_shader)
 
     def render(self, lighting: model.Lighting) -> np.ndarray:

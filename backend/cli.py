@@ -269,7 +269,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npy", action="store_true", help="also write <stem>_normal.npy (float32 HxWx3)")
     parser.add_argument("--exr", action="store_true",
                         help="also write the float maps as 32-bit EXR (<stem>_normal.exr, and "
-                             "_albedo.exr, _height.exr when those are asked for)")
+                             "_albedo.exr, _height.exr when those are asked for) and all maps in one "
+                             "multilayer <stem>.exr (layers normal, albedo, height, mask)")
     parser.add_argument("--outputs", type=_outputs, default=("normal", "mask"),
                         help="what to write, comma-separated, of normal, mask, albedo (16-bit sRGB "
                              "PNG of the linear albedo), height (16-bit PNG; its range in --json), "

@@ -2,8 +2,10 @@
 
 scikit-image's astronaut portrait -> the backend service (started here) -> the Face Normals
 extension, built and installed into headless Blender (the bpy module) -> in out/:
-astronaut_normal.png, astronaut_mask.png (written by the add-on beside the photo),
-astronaut.blend (the relightable portrait scene), astronaut_render_left.png and
+astronaut_normal.png, astronaut_mask.png, astronaut_albedo.png, astronaut_height.png (written by
+the add-on beside the photo) and astronaut_light.json (the light Estimate kept with the photo),
+astronaut.blend (the relightable portrait scene, lit albedo, and a face asset: a card whose
+material Apply to Material built from the albedo, normal and height maps), astronaut_render_left.png and
 astronaut_render_right.png (Cycles renders with the key light on each side), and
 astronaut_relit.png (the photo relit from the left, above and right by the add-on's relight
 bake: the preview's relighting model, shaders/relight.py).
@@ -60,7 +62,9 @@ def main() -> int:
                         lambda: blender_with_extension(package, address))
         normal = step("estimate normals (add-on -> backend)",
                       lambda: api.estimate(str(photo_path), save="BESIDE"))
+        light = step("write the photo's fitted light", lambda: _write_light(bpy, photo_path))
         step("build the relightable portrait", lambda: api.relightable_portrait(str(photo_path)))
+        step("build a face asset with Apply to Material", lambda: _face_asset(bpy, normal))
         renders = step("render it lit from the left and right (Cycles)", lambda: _renders(bpy))
         blend = (OUT / "astronaut.blend").resolve()
         step("save the .blend", lambda: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))
@@ -71,7 +75,8 @@ def main() -> int:
     finally:
         server.stop()
 
-    for path in (photo_path, OUT / f"{Path(normal.name).stem}.png", OUT / "astronaut_mask.png", blend, *renders, relit):
+    for path in (photo_path, OUT / f"{Path(normal.name).stem}.png", OUT / "astronaut_mask.png",
+                 OUT / "astronaut_albedo.png", OUT / "astronaut_height.png", light, blend, *renders, relit):
         print(f"wrote {os.path.relpath(path)}")
     print("timings:")
     for label, seconds in step.rows:
@@ -104,6 +109,24 @@ def blender_with_extension(package: Path, address: str | None = None):
     return bpy, api
 
 
+def _write_light(bpy, photo_path: Path) -> Path:
+    """The light Estimate kept on the photo's image, as the CLI writes it (<stem>_light.json)."""
+    from bl_ext.user_default.face_normals import images
+    path = OUT / f"{photo_path.stem}_light.json"
+    path.write_text(bpy.data.images[photo_path.name][images.LIGHT])
+    return path
+
+
+def _face_asset(bpy, normal) -> None:
+    """A card beside the portrait whose material Apply to Material builds from all three maps."""
+    bpy.ops.mesh.primitive_plane_add(size=2, location=(-3.0, 0.0, 0.0))
+    card = bpy.context.object
+    card.name = "Astronaut Face Asset"
+    material = bpy.data.materials.new("Astronaut Face Asset")
+    card.data.materials.append(material)
+    bpy.ops.face_normals.apply_to_material(image_name=normal.name, material_name=material.name)
+
+
 def _renders(bpy) -> list[Path]:
     from bl_ext.user_default.face_normals import portrait
     scene = bpy.context.scene
@@ -128,7 +151,7 @@ def _relit_views(bpy, api, photo_path: Path) -> Path:
 
     views = []
     for direction in SHOWCASE_LIGHTS.values():
-        image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)], specular=0.15)
+        image = api.relit(photo_path.name, [(direction, (1.0, 1.0, 1.0), 1.2)])
         width, height = image.size
         pixels = np.empty(width * height * 4, np.float32)
         image.pixels.foreach_get(pixels)

@@ -32,9 +32,15 @@ void main()
   n /= max(length(n), 1e-8);
   float mask = texture(mask_image, uv_interp).r;
 
-  float delight = params.material.x;
-  float original = 1.0 - delight + delight * (0.3 + 0.7 * max(n.z, 0.0));
-  vec3 albedo = srgb_to_linear(photo) / original;
+  vec3 albedo;
+  if (use_albedo != 0) {
+    albedo = texture(albedo_image, uv_interp).rgb;
+  }
+  else { /* the fallback: a frontal shading guessed and divided out of the photo */
+    float delight = params.material.x;
+    float original = 1.0 - delight + delight * (0.3 + 0.7 * max(n.z, 0.0));
+    albedo = srgb_to_linear(photo) / original;
+  }
 
   vec3 diffuse = max(sh_irradiance(n), vec3(0.0));
   vec3 specular = vec3(0.0);

@@ -1,9 +1,11 @@
 """The relighting model of the preview, in numpy: the reference for relight.frag.glsl.
 
 Both compute, per pixel, from a photo (sRGB-encoded, as displayed), its camera-space normal map
-(RGB = n * 0.5 + 0.5, OpenGL convention: +x right, +y up, +z toward the viewer) and its face mask:
+(RGB = n * 0.5 + 0.5, OpenGL convention: +x right, +y up, +z toward the viewer), its face mask
+and, when the estimator made one, its albedo (linear RGB, the photo with its own light divided out):
 
-    albedo   = linear(photo) / original     original = 1 - delight + delight * (0.3 + 0.7 max(n.z, 0))
+    albedo   = the albedo map, when given; else (the fallback, for photos estimated without one)
+               linear(photo) / original     original = 1 - delight + delight * (0.3 + 0.7 max(n.z, 0))
                                              (a frontal-light shading estimate divided out, delight in [0, 1])
     diffuse  = max(SH(n), 0) + sum_i colour_i * max(n.l_i, 0)         (SH: 9 RGB coefficients of the radiance,
                                                                  convolved to irradiance, Ramamoorthi-Hanrahan)
@@ -13,6 +15,8 @@ Both compute, per pixel, from a photo (sRGB-encoded, as displayed), its camera-s
     out      = photo + mask * (relit - photo)
 
 colour_i is a light's colour times its intensity; up to MAX_LIGHTS lights (unused ones are black).
+The SH term is the ambient light, to which a caller may add the photo's own fitted light (the
+estimator's `light`, same coefficients) as a fill: `Lighting.sh = ambient_sh(...) + fill * light`.
 Everything is float32.  `pack_uniforms` lays the parameters out as the shader's uniform block
 (std140, all vec4) so Python callers fill the GLSL side from the same `Lighting`.  No torch and no
 Blender here: the backend (demo) and Blender's Python (the add-on's headless bake) both import it.
@@ -44,7 +48,7 @@ class Lighting:
     lights: list[Light]
     sh: np.ndarray = dataclasses.field(default_factory=lambda: ambient_sh((1.0, 1.0, 1.0), 0.3))
     delight: float = 0.7        # how much of the frontal-shading estimate is divided out of the photo
-    specular: float = 0.1
+    specular: float = 0.0       # the photo holds its own highlights (docs/relighting.md)
     roughness: float = 0.5
     exposure: float = 0.0       # stops
 
@@ -114,16 +118,21 @@ def pack_uniforms(lighting: Lighting) -> np.ndarray:
 
 
 def relight(photo: np.ndarray, normal_map: np.ndarray, lighting: Lighting,
-            mask: np.ndarray | None = None) -> np.ndarray:
+            mask: np.ndarray | None = None, albedo: np.ndarray | None = None) -> np.ndarray:
     """photo (H, W, 3) sRGB-encoded in [0, 1]; normal_map (H, W, 3) encoded n * 0.5 + 0.5;
-    mask (H, W) in [0, 1] or None (everywhere).  Returns the relit photo, sRGB-encoded, (H, W, 3)."""
+    mask (H, W) in [0, 1] or None (everywhere); albedo (H, W, 3) linear or None (the photo with
+    `lighting.delight` of its shading guessed and divided out).  Returns the relit photo,
+    sRGB-encoded, (H, W, 3)."""
     photo = np.asarray(photo, np.float32)
     normals = np.asarray(normal_map, np.float32) * 2 - 1
     normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-8)
     directions, colours = light_rows(lighting)
 
-    original = 1 - lighting.delight + lighting.delight * (0.3 + 0.7 * np.maximum(normals[..., 2:3], 0))
-    albedo = srgb_to_linear(photo) / original
+    if albedo is None:
+        original = 1 - lighting.delight + lighting.delight * (0.3 + 0.7 * np.maximum(normals[..., 2:3], 0))
+        albedo = srgb_to_linear(photo) / original
+    else:
+        albedo = np.asarray(albedo, np.float32)
     diffuse = np.maximum(sh_irradiance(normals, lighting.sh), 0)
     specular = np.zeros_like(photo)
     exponent = blinn_phong_exponent(lighting.roughness)

@@ -1,4 +1,8 @@
-"""Speed of the relighting preview: `python -m backend.benchmarks.relight [--size 1024]`.
+"""The relighting: its accuracy against ground truth (`python -m backend.benchmarks.relight --data
+FACEKIT [--count 24]`: relight_accuracy.py, synthetic test people under two lights, and the height
+against their depth) or, without --data, the preview's speed (`[--size 1024]`).
+
+Speed:
 
 Installs the built extension into headless Blender (the bpy module), initialises its gpu module with
 a tiny render, and prints: frames per second of the interactive preview (the GLSL drawing the relit
@@ -41,9 +45,18 @@ def initialise_gpu(bpy) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=None,
+                        help="pixels a side (speed: 1024; accuracy: the renders, 256)")
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--data", help="the ICT-FaceKit folder: measure accuracy instead of speed")
+    parser.add_argument("--count", type=int, default=24, help="accuracy: test people")
+    parser.add_argument("--weights", help="accuracy: normal-estimation weights (default: the shipped)")
     args = parser.parse_args()
+    if args.data:
+        from .relight_accuracy import run, table
+        print(table(run(args.data, args.count, args.size or 256, args.weights)))
+        return
+    args.size = args.size or 1024
 
     from skimage import data
     from skimage.transform import resize

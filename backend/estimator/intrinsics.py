@@ -2,12 +2,11 @@
 
 Until the model predicts albedo and light itself (estimator v3), they are fitted here, and this
 stays the fallback and a baseline of the evaluation:
-- light: second-order SH irradiance (core/sh.py) fitted to the photo's linear colours on the faces'
-  skin, robustly (eyes, brows, lips, highlights and stray hair lose their say), assuming the skin's
-  colour is even there.  One photo cannot tell a bright light on dark skin from a dim light on pale
-  skin, nor a warm light from warm skin, so the light is scaled to average 1 on the skin in each
-  channel: the albedo keeps the photo's brightness and colour balance, the light keeps where it
-  comes from (and how its colour changes with direction).
+- light: second-order SH irradiance (core/sh.py) fitted to the photo's linear luminance on the
+  faces' skin, robustly (eyes, brows, lips, highlights and stray hair lose their say), assuming the
+  skin's colour is even there, and white (the photo's white balance is trusted).  One photo cannot
+  tell a bright light on dark skin from a dim light on pale skin, so the light is scaled to average
+  1 on the skin: the albedo keeps the photo's brightness.
 - albedo: the linear photo divided by that shading, where the shading is bright enough to divide by
   (elsewhere it fades to the photo at the skin's average shading).
 - height: the normals integrated over the person (Frankot-Chellappa over the photo mirrored at its
@@ -62,7 +61,11 @@ def skin(faces: list[Face], mask: np.ndarray) -> np.ndarray:
 
 def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, seed: int = 0) -> Light:
     """SH light explaining the sRGB photo (H, W, 3) at its normals on `region`, scaled to average
-    1 there in each channel (see the module's docstring)."""
+    1 there (see the module's docstring).  One shape, fitted to the luminance, and white: fitted
+    channel by channel, the three shapes extrapolated apart beyond the skin's normals (the sides
+    of the head, hair, clothes) and painted the albedo there in rainbows, and the light took the
+    skin's colour, leaving the albedo's skin grey (a photo is white-balanced: its light is taken
+    as white, and the colours stay in the albedo)."""
     linear = srgb_to_linear(photo)
     usable = region & (linear.max(-1) < 0.98) & (linear.min(-1) > 0.002)   # not clipped, not black
     where = np.flatnonzero(usable)
@@ -71,11 +74,9 @@ def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, see
     if len(where) > FIT_PIXELS:
         where = np.random.default_rng(seed).choice(where, FIT_PIXELS, replace=False)
     flat_normals, values = normals.reshape(-1, 3)[where], linear.reshape(-1, 3)[where]
-    coefficients = sh.fit(flat_normals, values)
-    # the fit holds skin colour x light colour per channel: the light is taken as white on average
-    # (which of the two tints the photo, one photo cannot say), so each channel averages 1
+    coefficients = np.repeat(sh.fit(flat_normals, values @ sh.LUMINANCE), 3, axis=1)   # (9, 3), grey
     average = sh.shade(flat_normals, coefficients).mean(0)
-    coefficients = coefficients / np.maximum(average, 1e-6)
+    coefficients = coefficients / max(float(average.mean()), 1e-6)
     return Light(coefficients, sh.dominant_direction(coefficients), "fitted")
 
 

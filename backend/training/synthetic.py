@@ -63,6 +63,9 @@ class Sample:
     albedo: np.ndarray    # (S, S, 3) float32 linear RGB, the person's colour without light (0 off it)
     light: np.ndarray     # (9, 3) float32 SH coefficients of the diffuse light (core/sh.py), view
                           # space, in the photo's linear units (see the module's docstring)
+    depth: np.ndarray | None = None   # (S, S) float32 distance from the camera along its axis on
+                          # the person, in pixels at the face's distance (0 off it): what a height
+                          # integrated from the normals is compared with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +350,8 @@ class FaceRenderer:
         light = sh.rotate(light * gain, view.to_view_space())
         return Sample(image, truth.astype(np.float32), face.astype(np.float32),
                       valid.astype(np.float32), covered.astype(np.float32),
-                      np.where(covered[..., None], albedo, 0).astype(np.float32), light)
+                      np.where(covered[..., None], albedo, 0).astype(np.float32), light,
+                      np.where(covered, -position[..., 2] * focal / view.distance, 0).astype(np.float32))
 
     def _sample_tile(self, tile: np.ndarray, points: np.ndarray, where: np.ndarray) -> np.ndarray:
         """A noise tile read at texture points (pixels of the tile, wrapping), zero elsewhere."""

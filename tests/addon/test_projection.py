@@ -148,6 +148,11 @@ def test_projection_bakes_back_the_known_tangent_normals_where_seen_and_flat_beh
     normal_map = tree.nodes["Face Normals Map"]
     assert normal_map.uv_map == "UVMap" and normal_map.space == "TANGENT"
     assert tree.nodes["Face Normals Texture"].image.name == "Sphere_projected_normal"
+    # A photo without an albedo (estimated before albedo) gives its own colours, as before.
+    assert bpy.ops.face_normals.project_normals(object_name=sphere.name, image_name="front.png",
+                                                camera_name=camera.name, resolution=64, colour=True) == {"FINISHED"}
+    assert tree.nodes["Face Normals Photo"].image.name == "Sphere_projected_colour"
+    assert "Sphere_projected_albedo" not in bpy.data.images
     assert tree.nodes["Face Normals Texture"].inputs["Vector"].links[0].from_node.uv_map == "UVMap"
 
 
@@ -262,7 +267,9 @@ def test_a_real_photo_through_the_backend_onto_a_head_sized_sphere(clean_file, a
     assert bpy.ops.face_normals.project_normals(object_name="Head", image_name=photo.name, resolution=1024,
                                                 colour=True) == {"FINISHED"}
     normal = bpy.data.images["Head_projected_normal"]
-    colour = bpy.data.images["Head_projected_colour"]
+    colour = bpy.data.images["Head_projected_albedo"]          # the estimate made an albedo: it goes on
+    assert "Head_projected_colour" not in bpy.data.images and colour.is_float
+    assert "Linear" in colour.colorspace_settings.name
     assert tuple(normal.size) == (1024, 1024) and normal.colorspace_settings.name == "Non-Color"
     tree = sphere.active_material.node_tree
     bsdf = tree.nodes["Principled BSDF"]

@@ -36,7 +36,7 @@ def _inputs(astronaut, size=96):
 
 
 LIGHTINGS = {
-    "one white key light": dict(lights=[((-0.6, 0.4, 0.7), (1, 1, 1), 1.0)]),
+    "one white key light": dict(lights=[((-0.6, 0.4, 0.7), (1, 1, 1), 1.0)], specular=0.1),
     "four coloured lights, glossy, exposed": dict(
         lights=[((1, 0, 0.2), (1, 0.3, 0.2), 1.5), ((-1, 0.2, 0.1), (0.2, 0.4, 1), 0.8),
                 ((0, 1, 0.5), (1, 1, 0.8), 0.6), ((0.2, -0.5, 0.8), (0.5, 1, 0.5), 0.4)],
@@ -62,6 +62,21 @@ def test_the_glsl_agrees_with_the_numpy_reference(gpu_ready, addon, astronaut, n
     difference = np.abs(on_gpu - reference) * 255
     assert np.mean(difference <= 2) >= 0.99, f"max {difference.max():.2f}/255"
     assert np.abs(reference - photo).max() > 0.1      # the case really relights something
+
+
+def test_the_glsl_lights_an_albedo_as_the_numpy_reference_does(gpu_ready, addon, astronaut):
+    """With an albedo the photo's colours no longer matter inside the mask: the albedo is lit."""
+    model = addon.shaders.relight
+    photo, normal_map, mask = _inputs(astronaut)
+    albedo = model.srgb_to_linear(photo[::-1, ::-1]) * 0.8          # any colours unlike the photo's
+    lighting = model.Lighting([model.Light((0.7, 0.2, 0.6), (1, 0.9, 0.8), 1.3)],
+                              model.ambient_sh((1, 1, 1), 0.2) + model.ambient_sh((1, 0.5, 0.5), 0.3, 1.0),
+                              specular=0.2)
+    on_gpu = gpu_ready.RelitImage(photo, normal_map, mask, albedo).render(lighting)
+    reference = model.relight(photo, normal_map, lighting, mask, albedo)
+    difference = np.abs(on_gpu - reference) * 255
+    assert np.mean(difference <= 2) >= 0.99, f"max {difference.max():.2f}/255"
+    assert np.abs(reference - model.relight(photo, normal_map, lighting, mask)).max() > 0.1
 
 
 def test_the_gpu_keeps_the_photo_upright_and_unmirrored(gpu_ready, addon):

@@ -3,6 +3,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from backend.estimator.image_io import read_normal_png
@@ -127,3 +128,26 @@ def test_a_v3_model_without_weights_is_a_one_line_error(tmp_path, astronaut_path
         done = run_backend(*command, "--model", "fast")
         assert done.returncode == 1 and "no v3 weights are shipped yet" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_predict_writes_every_output_and_one_multilayer_exr(tmp_path, astronaut_path, untrained_weights):
+    import OpenEXR
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights, "--exr",
+                       "--outputs", "normal,mask,albedo,height,light", "--json")
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"normal", "mask", "albedo", "height", "light", "exr"} <= set(line)
+    assert (tmp_path / "astronaut_light.json").exists() and (tmp_path / "astronaut_normal.exr").exists()
+    with OpenEXR.File(str(tmp_path / "astronaut.exr"), separate_channels=True) as exr:
+        channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    assert sorted(channels) == ["albedo.B", "albedo.G", "albedo.R", "height.Y", "mask.Y",
+                                "normal.X", "normal.Y", "normal.Z"]
+    normals = np.dstack([channels[f"normal.{axis}"] for axis in "XYZ"])
+    assert np.abs(normals - _decode(tmp_path / "astronaut_normal.png")).max() < 1e-4
+    mask = cv2.imread(str(tmp_path / "astronaut_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(np.round(channels["mask.Y"] * 255), mask)
+    single = cv2.imread(str(tmp_path / "astronaut_albedo.exr"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert np.array_equal(np.dstack([channels[f"albedo.{c}"] for c in "RGB"]), single)
+    low, high = line["height_range"]["min"], line["height_range"]["max"]
+    assert channels["height.Y"].min() == pytest.approx(low, abs=1e-3)
+    assert channels["height.Y"].max() == pytest.approx(high, abs=1e-3)

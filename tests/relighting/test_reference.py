@@ -87,6 +87,30 @@ def test_delight_divides_a_frontal_shading_estimate_out_of_the_photo():
     assert np.abs(relit - photo)[inside].max() < 1e-3
 
 
+def test_an_albedo_is_lit_as_a_renderer_lights_it_whatever_the_photo():
+    """albedo * (ambient + n.l): the photo's own (baked-in) light plays no part; without the
+    albedo the photo, de-lit by the guess, is what is lit."""
+    normals, inside = sphere_normals(48)
+    albedo = np.full((48, 48, 3), [0.5, 0.3, 0.2], np.float32)
+    lighting = model.Lighting([model.Light((0, 0, 1))], sh=model.ambient_sh((1, 1, 1), 0.25), specular=0.0)
+    for photo in (np.zeros((48, 48, 3), np.float32), np.ones((48, 48, 3), np.float32)):
+        linear = model.srgb_to_linear(model.relight(photo, normals * 0.5 + 0.5, lighting, albedo=albedo))
+        expected = albedo * (0.25 + np.clip(normals[..., 2:3], 0, None))
+        assert np.abs(linear - expected)[inside].max() < 2e-3
+    dark = model.relight(np.zeros((48, 48, 3), np.float32), normals * 0.5 + 0.5, lighting)
+    assert dark.max() == 0
+
+
+def test_a_black_shirt_stays_black_under_the_default_lights():
+    """The washed-out look (issue 30): with the defaults, a dark albedo facing the light gains no
+    white lobe on top (the photo holds its own highlights)."""
+    normals, inside = sphere_normals(48)
+    black = np.full((48, 48, 3), 0.0025, np.float32)                 # sRGB ~ 7/255
+    relit = model.relight(np.zeros((48, 48, 3), np.float32), normals * 0.5 + 0.5,
+                          model.Lighting([model.Light((0.3, 0.3, 0.9))]), albedo=black)
+    assert relit[inside].max() * 255 < 12
+
+
 def test_the_mask_keeps_the_photo_outside_it():
     normals, inside = sphere_normals(32)
     photo = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)

@@ -30,6 +30,25 @@ def test_info_describes_server_model_and_limits(server):
     assert info["limits"]["max_pixels"] > 0 and info["address"] == server.address
 
 
+def test_every_output_through_the_service_matches_the_in_process_fit(server, astronaut, untrained_weights):
+    """albedo, height and light as the service sends them: what the estimator makes in process,
+    and `info` announces them (the add-on asks for them only then)."""
+    from backend.core.options import EstimateOptions
+    from backend.estimator.pipeline import Photo
+    with server.client() as client:
+        assert client.info(timeout=10)["outputs"] == ["normal", "mask", "albedo", "height", "light"]
+        [remote] = client.estimate([png_bytes(astronaut)], outputs=["albedo", "height", "light"], timeout=60)
+    options = EstimateOptions(outputs=("albedo", "height", "light"))
+    [local] = Estimator(untrained_weights, device="cpu").estimate([Photo(png_bytes(astronaut), options)])
+    assert remote["normals"] is None and remote["mask"] is None            # only what was asked
+    assert remote["albedo"].shape == (512, 512, 3) and remote["albedo"].dtype == np.float16
+    assert remote["height"].shape == (512, 512) and remote["height"].dtype == np.float32
+    assert np.abs(remote["albedo"].astype(np.float32) - local.albedo.astype(np.float32)).max() < 0.02
+    assert np.abs(remote["height"] - local.height).max() < 0.05 * float(np.ptp(local.height))
+    assert remote["light"]["source"] == "fitted" and np.asarray(remote["light"]["sh"]).shape == (9, 3)
+    assert remote["height_range"]["min"] == pytest.approx(float(remote["height"].min()), abs=1e-2)
+
+
 def test_estimate_round_trip_matches_the_in_process_estimator(server, astronaut, untrained_weights):
     local = Estimator(untrained_weights, device="cpu").normal_map(astronaut.astype(np.float32) / 255)
     with server.client() as client:

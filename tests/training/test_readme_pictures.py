@@ -20,11 +20,19 @@ def test_it_writes_the_astronaut_and_two_held_out_portraits(astronaut, tmp_path,
     assert readme_pictures.main(["--portraits", str(tmp_path), "--output", str(out), *names]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(["astronaut.png", *(n.replace(".jpg", ".png") for n in names)])
-    assert np.asarray(Image.open(out / "astronaut.png")).shape == (512, 3 * 512, 3)
+    assert np.asarray(Image.open(out / "astronaut.png")).shape == (512, 6 * 512, 3)
     picture = np.asarray(Image.open(out / names[0].replace(".jpg", ".png"))).astype(int)
-    assert picture.shape == (275, 3 * 225, 3)
-    photo, normals, relit = np.split(picture, 3, axis=1)
-    assert np.abs(relit[90:200, 60:165] - photo[90:200, 60:165]).mean() > 3
+    assert picture.shape == (275, 6 * 225, 3)
+    photo, albedo, normals, height, left, right = np.split(picture, 6, axis=1)
+    face = (slice(90, 200), slice(60, 165))
+    assert np.abs(left[face] - photo[face]).mean() > 3 and np.abs(left[face] - right[face]).mean() > 3
+    assert height[face].std() > 5 and height[-5:].max() <= height[face].max()        # relief on the person
+
+
+def test_without_a_portrait_folder_only_the_astronaut_is_drawn(tmp_path, capsys):
+    out = tmp_path / "pictures"
+    assert readme_pictures.main(["--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png"]
 
 
 def test_only_held_out_portraits_are_shown(tmp_path, capsys):
