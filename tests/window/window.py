@@ -2,8 +2,11 @@
 that setup.sh makes, under Xvfb, driven by control.py from inside and by xdotool from outside."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -18,26 +21,51 @@ class SetupUnavailable(Exception):
 
 
 def set_up(timeout: float = 3600) -> Path:
-    """Run setup.sh (quick once cached); the chroot's root folder."""
-    done = subprocess.run(["sh", str(HERE / "setup.sh")], capture_output=True, text=True, timeout=timeout)
-    if done.returncode == 3:
-        raise SetupUnavailable(done.stderr.strip().splitlines()[-1])
-    if done.returncode != 0:
-        raise RuntimeError(f"tests/window/setup.sh failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    """Run setup.sh (quick once cached); the chroot's root folder.  This process is counted among
+    the chroot's users until tear_down, so that another test run on the machine keeps its mounts."""
+    with _users_lock():
+        done = subprocess.run(["sh", str(HERE / "setup.sh")], capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 3:
+            raise SetupUnavailable(done.stderr.strip().splitlines()[-1])
+        if done.returncode != 0:
+            raise RuntimeError(f"tests/window/setup.sh failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        root = Path(done.stdout.strip().splitlines()[-1])
+        (_users() / str(os.getpid())).touch()
+    return root
 
 
 def tear_down() -> None:
-    """Unbind the host's /proc, /sys, /dev and /tmp from the chroot: a cache left mounted would
-    take the host's /dev and /tmp with it if someone deleted it."""
-    subprocess.run(["sh", str(HERE / "setup.sh"), "unmount"], capture_output=True, timeout=120)
+    """Unbind the host's /proc, /sys, /dev and /tmp from the chroot when no other test run still
+    uses it: a cache left mounted would take the host's /dev and /tmp with it if someone deleted it."""
+    with _users_lock():
+        (_users() / str(os.getpid())).unlink(missing_ok=True)
+        if not [user for user in _users().iterdir() if _alive(int(user.name))]:
+            subprocess.run(["sh", str(HERE / "setup.sh"), "unmount"], capture_output=True, timeout=120)
 
 
-def _free_display() -> int:
-    for number in range(140, 200):
-        if not os.path.exists(f"/tmp/.X11-unix/X{number}") and not os.path.exists(f"/tmp/.X{number}-lock"):
-            return number
-    raise RuntimeError("no free X display number in 140-199")
+def _users() -> Path:
+    """One file per process (its pid) that uses the chroot, beside it in the cache."""
+    folder = Path(os.environ.get("FACE_NORMALS_WINDOW_CACHE", "/var/cache/face-normals-window")) / "users"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _users_lock():
+    """Mounting and unmounting, and the users' list, one test run at a time."""
+    with open(_users().parent / "users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 class Window:
@@ -49,17 +77,22 @@ class Window:
         self.commands = folder / "commands"
         self.commands.mkdir(parents=True)
         shutil.copy(HERE / "control.py", folder / "control.py")
-        self.display = f":{_free_display()}"
         self._count = 0
         self._shots = 0
         self._logs = []
-        self.xvfb = self._spawn("xvfb", ["Xvfb", self.display, "-screen", "0", f"{WIDTH}x{HEIGHT}x24",
-                                         "-nolisten", "tcp"])
-        deadline = time.monotonic() + 30
-        while not os.path.exists(f"/tmp/.X11-unix/X{self.display[1:]}"):
-            if time.monotonic() > deadline or self.xvfb.poll() is not None:
-                raise RuntimeError(f"Xvfb did not start: {self.log('xvfb')}")
-            time.sleep(0.1)
+        # Xvfb picks a free display itself and writes its number to the pipe: two test runs on one
+        # machine cannot both take the same one (choosing it here and starting Xvfb after races)
+        self.display = ""
+        read_end, write_end = os.pipe()
+        self.xvfb = self._spawn("xvfb", ["Xvfb", "-displayfd", str(write_end), "-screen", "0",
+                                         f"{WIDTH}x{HEIGHT}x24", "-nolisten", "tcp"], keep=(write_end,))
+        os.close(write_end)
+        with os.fdopen(read_end) as chosen:
+            ready, _, _ = select.select([chosen], [], [], 30)
+            number = chosen.readline().strip() if ready else ""
+        if not number.isdigit():
+            raise RuntimeError(f"Xvfb did not start: {self.log('xvfb')}")
+        self.display = f":{number}"
         self.blender = self._spawn("blender", [
             "blender", "--factory-startup", "--window-geometry", "0", "0", str(WIDTH), str(HEIGHT),
             "--python", str(folder / "control.py"), "--", str(self.commands)])
@@ -73,11 +106,11 @@ class Window:
         return ["/usr/bin/env", "-i", "HOME=/root", "PATH=/usr/bin:/bin", "LANG=C.UTF-8",
                 f"DISPLAY={self.display}", f"BLENDER_USER_RESOURCES={self.folder / 'blender_user'}"]
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], keep: tuple[int, ...] = ()) -> subprocess.Popen:
         handle = open(self.folder / f"{name}.log", "w")
         self._logs.append(handle)
         return subprocess.Popen(["chroot", str(self.root), *self._env(), *command], stdout=handle,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=keep)
 
     def log(self, name: str) -> str:
         path = self.folder / f"{name}.log"
