@@ -1,7 +1,7 @@
 """Photos a second through `python -m backend batch`: one worker, all this machine's cores, and a
 Ray cluster of two nodes on this machine, in one run on the same generated photos.
 
-`python -m backend.benchmarks.batch [--photos 16] [--size 512] [--weights W] [--skip-ray]`: the
+`python -m backend.benchmarks.batch [--photos 160] [--size 512] [--weights W] [--skip-ray]`: the
 photos are scikit-image's astronaut, each copy shifted and scaled a little (so no two crops are the
 same), written as PNG files.  Each set-up is the batch command run as a user runs it, into a fresh
 output folder; its rate is the summary's photos/s, which counts the workers' start (the model
@@ -98,7 +98,7 @@ def _local(photos: Path, out: Path, common: list[object], workers: int) -> dict:
 
 def _ray(photos: Path, out: Path, common: list[object], workers: int) -> dict:
     logs = out.parent / "ray-logs"
-    logs.mkdir()
+    logs.mkdir(parents=True)
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     try:
         command = batch_command(photos, "-o", out, "--workers", workers, "--threads", 1, *common)
@@ -114,6 +114,7 @@ def _ray(photos: Path, out: Path, common: list[object], workers: int) -> dict:
 def measure(photos: int, size: int, *, weights: str | None = None, ray: bool = True) -> dict:
     """Each set-up's summary (photos/s, seconds, done, failed) on the same `photos` portraits."""
     cores = os.cpu_count() or 1
+    started = time.strftime("%Y-%m-%d %H:%M")
     common: list[object] = ["--batch-size", 1, "--json"] + (["--weights", weights] if weights else [])
     setups: dict[str, tuple] = {"1 worker": (_local, 1), f"{cores} workers (all cores)": (_local, cores)}
     if ray and namespace_works():
@@ -128,7 +129,7 @@ def measure(photos: int, size: int, *, weights: str | None = None, ray: bool = T
             rows[name] = {"photos_per_second": summary["photos_per_second"], "seconds": summary["seconds"],
                           "done": summary["done"], "failed": len(summary["failed"]),
                           "load_before": round(load, 2)}
-    report = {"photos": photos, "size": size, "date": time.strftime("%Y-%m-%d %H:%M"),
+    report = {"photos": photos, "size": size, "date": started,
               "machine": f"{platform.node()} {platform.machine()} ({cores} cores)", "setups": rows}
     if ray and not namespace_works():
         report["ray"] = "not measured: cannot make a network namespace here (needs unshare and root)"
@@ -138,7 +139,7 @@ def measure(photos: int, size: int, *, weights: str | None = None, ray: bool = T
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.benchmarks.batch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=16, help="photos per set-up (default 16)")
+    parser.add_argument("--photos", type=int, default=160, help="photos per set-up (default 160)")
     parser.add_argument("--size", type=int, default=512, help="the photos' side in pixels (default 512)")
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
     parser.add_argument("--skip-ray", action="store_true", help="only the local set-ups")
