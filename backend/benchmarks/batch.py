@@ -42,7 +42,8 @@ def make_photos(folder: Path, count: int, size: int, seed: int = 0) -> list[Path
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(count):
-        motion = cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, float(rng.uniform(0.9, 1.1)))
+        scale = float(rng.uniform(0.9, 1.1))
+        motion = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, scale), np.float64)
         motion[:, 2] += rng.uniform(-0.05, 0.05, 2) * size
         path = folder / f"portrait_{index:04d}.png"
         cv2.imwrite(str(path), cv2.warpAffine(image, motion, (size, size), borderMode=cv2.BORDER_REFLECT))
