@@ -88,9 +88,11 @@ is decoded; truncated image data is "bad_image".
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,6 +333,22 @@ def _payload(description, data: bytes, max_pixels: int | None):
         raise ProtocolError("bad_message", f"a {dtype} payload of shape {shape} needs {expected} "
                                            f"bytes, {len(data)} came (truncated?)")
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses only this machine can reach: ipc://, inproc://, tcp on 127/8, ::1, localhost."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    match = re.fullmatch(r"tcp://(\[?)([^\]]+)\1:(\d+|\*)", address)
+    if not match:
+        return False
+    host = match.group(2)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # an interface name or a host name: may face the network
 
 
 def json_depth(value) -> int:
