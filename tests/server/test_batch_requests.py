@@ -100,3 +100,19 @@ def test_a_missing_input_is_an_error_before_any_work(server, tmp_path):
         with pytest.raises(ServerError, match="nowhere.png") as caught:
             client.wait(client.submit("batch", options), timeout=60)
     assert caught.value.code == "bad_message" and not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def test_a_server_stopped_mid_batch_exits_and_its_manifest_holds_whole_lines(start_server, photos, tmp_path):
+    server = start_server()
+    out = tmp_path / "out"
+    with server.client(timeout=30) as client:
+        request = client.submit("batch", {"inputs": [str(p) for p in photos[:8]], "output": str(out)})
+        while request.done == 0 and not request.finished:
+            client.socket.poll(100)
+            client.step()
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert lines and all(line["status"] == "done" for line in lines)
+    for line in lines:
+        assert read_normal_png(line["outputs"]["normal"]).shape == (SIZE, SIZE, 3)
+    assert not [p for p in out.iterdir() if ".partial" in p.name]
