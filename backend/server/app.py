@@ -3,9 +3,10 @@
 The main thread owns the ROUTER socket: it checks every request against the protocol and the
 limits (protocol.parse_request, then the sizes of encoded images read from their headers),
 answers `info`, `ping` and `cancel` at once, queues estimates (or answers `busy` when the
-queue is full), forwards what the worker thread produces, and sends heartbeats for outstanding
-requests while the worker is alive and moving, so a long batch never starves a ping and a stuck
-worker is never hidden.  One worker thread runs the model: it takes the estimates waiting in
+queue is full), starts a `batch` request in a thread of its own (batch_requests.py), forwards
+what the worker thread and batch threads produce, and sends heartbeats for outstanding requests
+while the worker (or the batch's thread) is alive and moving, so a long batch never starves a
+ping and a stuck worker is never hidden.  One worker thread runs the model: it takes the estimates waiting in
 the queue (within an image and pixel budget), puts all their face crops through the network
 together, and replies to each request on its own.  Nothing one request does may end the process
 or the worker: a failure inside a batch answers that batch `internal`; a worker that dies anyway
