@@ -72,6 +72,17 @@ def image_pixels(image: bpy.types.Image, *, clip: bool = True) -> np.ndarray:
     return np.ascontiguousarray(np.clip(pixels[..., :3], 0.0, 1.0) if clip else pixels[..., :3])
 
 
+def read_map(path: str) -> np.ndarray:
+    """A map file's pixels as stored (H, W, 3) float 0..1, top row first: read as Non-Color
+    (no colour transform), and the datablock removed again."""
+    image = bpy.data.images.load(path, check_existing=False)
+    try:
+        image.colorspace_settings.name = "Non-Color"
+        return image_pixels(image)
+    finally:
+        bpy.data.images.remove(image)
+
+
 def _set_pixels(image: bpy.types.Image, rgba: np.ndarray) -> None:
     image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], np.float32).ravel())
     image.update()

@@ -12,7 +12,8 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProp
 
 from . import environment, images, materials, portrait, preferences
 from .backend_setup import RemoveJob, SetupJob
-from .backend_jobs import ASSETS, ConnectJob, EstimateJob, StopJob, store_estimates
+from .backend_jobs import (ASSETS, ConnectJob, EstimateJob, FilesBatchJob, StopJob, batch_on_the_backend,
+                           store_batch, store_estimates)
 from .client.protocol import EstimateOptions
 from .jobs import JobOperator, popup_text
 from .link import LINK
@@ -145,12 +146,15 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
         return super().invoke(context, event)
 
     def make_job(self, context):
-        return EstimateJob(preferences.get(context), self._collect_sources(context), detect=self.detect,
-                           assets=self.outputs)
+        prefs = preferences.get(context)
+        if self.source == "FILES" and batch_on_the_backend(prefs, paths := self._chosen_files()):
+            return FilesBatchJob(prefs, paths, detect=self.detect)     # normal maps and masks
+        return EstimateJob(prefs, self._collect_sources(context), detect=self.detect, assets=self.outputs)
 
     def finish(self, context, job):
         prefs = preferences.get(context)
-        made, failed, warnings = store_estimates(job, prefs.save_mode if self.save_mode == "PREFS" else self.save_mode)
+        store = store_batch if isinstance(job, FilesBatchJob) else store_estimates
+        made, failed, warnings = store(job, prefs.save_mode if self.save_mode == "PREFS" else self.save_mode)
         for message in failed:
             self.report({"WARNING"} if made else {"ERROR"}, popup_text(message))
         if not made:
@@ -166,21 +170,24 @@ class FACE_NORMALS_OT_estimate(JobOperator, bpy.types.Operator):
     def _collect_sources(self, context) -> list[tuple[str, object, str | None]]:
         """(name, payload, folder to save beside) per photo; raises ValueError with a message."""
         if self.source == "FILES":
-            names = [f.name for f in self.files if f.name] or ([os.path.basename(self.filepath)]
-                                                               if self.filepath else [])
-            folder = self.directory or os.path.dirname(self.filepath)
-            if not names:
-                raise ValueError("No files chosen")
             out: list[tuple[str, object, str | None]] = []
-            for name in names:
-                path = os.path.join(folder, name)
+            for path in self._chosen_files():
                 try:
                     with open(path, "rb") as handle:
-                        out.append((name, handle.read(), folder))
+                        out.append((os.path.basename(path), handle.read(), os.path.dirname(path)))
                 except OSError as error:
                     raise ValueError(f"Cannot read {path}: {error.strerror}") from None
             return out
         return [images.estimate_source(self._source_image(context))]
+
+    def _chosen_files(self) -> list[str]:
+        """The paths of the files chosen in the file browser; raises ValueError when none."""
+        names = [f.name for f in self.files if f.name] or ([os.path.basename(self.filepath)]
+                                                           if self.filepath else [])
+        if not names:
+            raise ValueError("No files chosen")
+        folder = self.directory or os.path.dirname(self.filepath)
+        return [os.path.join(folder, name) for name in names]
 
     def _source_image(self, context) -> bpy.types.Image:
         if self.source == "NODE":

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_model_options(batch)
     batch.add_argument("--workers", type=_positive_int,
                        help="worker processes (default: the cores / --threads; one on a GPU)")
-    batch.add_argument("--threads", type=_positive_int, default=2,
+    batch.add_argument("--threads", type=_positive_int, default=2,   # batch.local.THREADS
                        help="torch threads per worker (default 2)")
     batch.add_argument("--batch-size", type=_positive_int,
                        help="photos a worker puts through the networks together (default 8 on a GPU, else 2)")
@@ -375,10 +375,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    import os
-
     from .batch import InputError, Settings, read_units, shard
-    from .batch.local import BatchError, LocalPool
+    from .batch.local import BatchError, LocalPool, default_workers, photos_per_pass
     from .batch.run import Executor, run_batch as run
     from .batch.video import VideoError, frame_count
     from .estimator.pipeline import pick_device
@@ -394,7 +392,7 @@ def run_batch(args: argparse.Namespace) -> int:
     settings = Settings(str(Path(args.output).resolve()), _estimate_options(args), npy=args.npy, exr=args.exr,
                         weights=str(Path(args.weights).resolve()) if args.weights else None,
                         device=args.device, threads=0 if gpu else args.threads,
-                        photos_per_pass=args.batch_size or (8 if gpu else 2), smooth=not args.no_smooth,
+                        photos_per_pass=args.batch_size or photos_per_pass(gpu), smooth=not args.no_smooth,
                         fps=args.fps)
     if args.ray:
         try:
@@ -403,8 +401,7 @@ def run_batch(args: argparse.Namespace) -> int:
             return _fail(f"--ray needs Ray: pip install face-normals[ray] ({error})")
         executor: Executor = RayPool(settings, args.ray, workers=args.workers)
     else:
-        workers = args.workers or (1 if gpu else max(1, (os.cpu_count() or 1) // args.threads))
-        executor = LocalPool(settings, workers)
+        executor = LocalPool(settings, args.workers or default_workers(gpu, args.threads))
     try:
         summary = run(units, settings, executor, preview=args.preview, progress=True)
     except (BatchError, OSError) as error:

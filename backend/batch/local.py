@@ -10,6 +10,7 @@ A worker that dies (killed, out of memory) has the photos it had not finished re
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 from collections import deque
@@ -19,6 +20,16 @@ from .inputs import Unit
 from .work import Settings, Worker
 
 QUEUED_PER_WORKER = 2        # units handed out ahead, so a worker never waits for the next
+THREADS = 2                  # torch threads per worker on a CPU
+
+
+def default_workers(gpu: bool, threads: int = THREADS) -> int:
+    """One worker on a GPU (it holds the device), else one per `threads` cores."""
+    return 1 if gpu else max(1, (os.cpu_count() or 1) // threads)
+
+
+def photos_per_pass(gpu: bool) -> int:
+    return 8 if gpu else 2
 
 
 class BatchError(RuntimeError):

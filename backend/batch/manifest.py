@@ -4,7 +4,10 @@ only after the photo's files exist, so it is what a second run trusts.
 A line: {"input": the photo's key (its absolute path; a video frame's is "<video>#<index>"),
 "status": "done"|"failed", "outputs": {name: file}, "error": {"code", "message"} or null,
 "timings": seconds per step, "settings": what changes the files' content (convention, detection,
-focal length, weights), "worker": who made it, "time": when (UTC, ISO 8601)}.  The last line about
+focal length, weights), "worker": who made it, "time": when (UTC, ISO 8601); a done photo's
+also "centres" (the pixel each face's crop is centred on) and "camera_space" (whether the normals
+are in camera space, else each face's relative to the line of sight to its centre) and
+"warnings" (why not to trust the map, as the service's results say)}.  The last line about
 an input wins.  A run killed while appending leaves at worst a torn last line: it is skipped on
 reading, and the next append starts on a new line.
 """

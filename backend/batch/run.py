@@ -65,11 +65,11 @@ def pending(units: list[Unit], manifest: Manifest, settings: Settings) -> tuple[
 
 
 def run_batch(units: list[Unit], settings: Settings, executor: Executor, *, preview: bool = False,
-              progress: bool = True, on_progress: Callable[[int, int], None] | None = None,
+              progress: bool = True, on_progress: Callable[[int, int, int], None] | None = None,
               cancelled: Callable[[], bool] = lambda: False, catch_interrupt: bool = True) -> Summary:
     """Run the units not yet done; Ctrl-C (when catch_interrupt, in the main thread) or cancelled()
     stops handing out work, the photos in flight finish and are recorded.  on_progress(finished,
-    total) after each photo."""
+    failed, total) after each photo (finished counts the failed)."""
     output = Path(settings.output)
     output.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(output)
@@ -95,7 +95,7 @@ def run_batch(units: list[Unit], settings: Settings, executor: Executor, *, prev
             summary.failed[record["input"]] = f"{error['code']}: {message}"
         bar.update(1)
         if on_progress:
-            on_progress(summary.done + len(summary.failed), total)
+            on_progress(summary.done + len(summary.failed), len(summary.failed), total)
 
     previous = signal.signal(signal.SIGINT, interrupt) if catch_interrupt else None
     start = time.perf_counter()

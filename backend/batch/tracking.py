@@ -1,10 +1,15 @@
 """Faces followed from frame to frame, their landmarks smoothed over time so a clip's crops do not
 jitter (the estimator cuts its crops from the faces a Photo's `track` returns).
 
-Each face's 478 landmarks go through a One-Euro filter (Casiez, Roussel and Vogel, CHI 2012): a
-low-pass whose cut-off rises with the landmarks' speed, so a still face is held steady against the
-detector's frame-to-frame noise while a moving one is followed without lag.  Positions are
-filtered in units of the face's size, so the same settings suit a face of 100 or 1000 pixels.  A
+Each face's 478 landmarks go through One-Euro filters (Casiez, Roussel and Vogel, CHI 2012): a
+low-pass whose cut-off rises with the signal's speed, so a still face is held steady against the
+detector's frame-to-frame noise while a moving one is followed without lag.  The face's position
+(its landmarks' mean) and its shape (the landmarks around that mean) are filtered apart: a camera
+that shakes moves the whole face, and the mean of 478 points is known far better than any one of
+them, so the position is followed closely while the shape, where the detector's noise is, is
+smoothed hard.  (One filter for every landmark lagged the shake, so the crops moved on the face
+and the normals flickered more than with no smoothing: docs/batch.md.)  Positions are filtered
+in units of the face's size, so the same settings suit a face of 100 or 1000 pixels.  A
 track starts afresh when no face is found, when the number of faces changes, or when a face
 jumps by more than CUT_JUMP face sizes between frames (a cut).
 """
@@ -18,10 +23,15 @@ from ..estimator.faces import Face, roll_from_eyes
 from ..estimator.geometry import face_size
 
 # One-Euro settings, for positions in face sizes and time in seconds: at rest the cut-off is
-# MIN_CUTOFF Hz; it rises by BETA Hz per face size a second of speed (a head turning at a
-# face size a second is followed at MIN_CUTOFF + BETA Hz)
+# MIN_CUTOFF Hz; it rises by BETA Hz per face size a second of speed (a mouth opening at a face
+# size a second is followed at MIN_CUTOFF + BETA Hz).  Tuned on benchmarks/flicker.py's shaking
+# clip (its crops' jitter on the face, docs/batch.md): the shape smoothed hard, the position
+# followed as soon as it moves (a shake of a pixel a frame on a 40-pixel face is ~0.7 face
+# sizes a second: ~180 Hz, no lag), held at rest.
 MIN_CUTOFF = 0.5
 BETA = 4.0
+CENTRE_MIN_CUTOFF = 4.0
+CENTRE_BETA = 256.0
 DERIVATIVE_CUTOFF = 1.0
 CUT_JUMP = 0.5
 
@@ -55,11 +65,14 @@ class OneEuroFilter:
 class _Track:
     def __init__(self, face: Face, interval: float):
         self.scale = face_size(face)
-        self.filter = OneEuroFilter(interval)
+        self.centre = OneEuroFilter(interval, CENTRE_MIN_CUTOFF, CENTRE_BETA)
+        self.shape = OneEuroFilter(interval)
         self.face = self.update(face)
 
     def update(self, face: Face) -> Face:
-        landmarks = self.filter(face.landmarks.astype(np.float64) / self.scale) * self.scale
+        points = face.landmarks.astype(np.float64) / self.scale
+        centre = points.mean(0, keepdims=True)
+        landmarks = (self.centre(centre) + self.shape(points - centre)) * self.scale
         landmarks = landmarks.astype(np.float32)
         self.face = Face(landmarks, roll_from_eyes(landmarks[33, :2], landmarks[263, :2]), face.score,
                          face.presence)

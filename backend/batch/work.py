@@ -100,7 +100,9 @@ class Worker:
         except (OSError, ValueError) as error:
             return self._failed(frame, "write_failed", str(error), result.timings)
         return {**self._record(frame, result.timings), "status": "done",
-                "outputs": {k: str(v) for k, v in files.items()}, "error": None}
+                "outputs": {k: str(v) for k, v in files.items()}, "error": None,
+                "centres": [list(c) for c in result.centres], "camera_space": result.camera_space,
+                "warnings": result.warnings}
 
     def _failed(self, frame: Frame, code: str, message: str, timings: dict | None = None) -> dict:
         return {**self._record(frame, timings or {}), "status": "failed", "outputs": {},

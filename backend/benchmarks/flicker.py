@@ -6,7 +6,9 @@ about a pixel and a tenth of a degree a frame) with fresh sensor noise.  Every f
 twice through `Estimator.estimate`: each frame's crops from its own detection, then from faces
 tracked over the clip (batch/tracking.py, as `batch` does for videos).  Flicker is the mean angle
 between consecutive frames' normals on the person, after undoing the camera's known motion (so
-what is left is the estimate changing, not the person moving in the frame).
+what is left is the estimate changing, not the person moving in the frame).  The crops' jitter
+is measured the same way: how far the face crop's corners move between frames in the still
+image's frame (0 for crops that follow the face exactly).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import numpy as np
 from ..batch.tracking import FaceTracker
 from ..core.options import EstimateOptions
 from ..estimator import Estimator, Photo
+from ..estimator import geometry
+from ..estimator.faces import Face
 
 SHAKE_PIXELS = 0.8       # the random walk's step, pixels (per axis) a frame, on a 512 frame
 SHAKE_DEGREES = 0.1      # its step in roll
@@ -69,11 +73,21 @@ def flicker(normals: list[np.ndarray], masks: list[np.ndarray], motions: list[np
     return float(np.mean(angles))
 
 
+def crop_jitter(faces: list[Face], motions: list[np.ndarray]) -> float:
+    """Mean pixels the face crop's corners move between consecutive frames, in the still image's
+    frame (one face a frame)."""
+    corners = []
+    for face, motion in zip(faces, motions):
+        back = cv2.invertAffineTransform(motion)
+        corners.append(geometry.crop_for_face(face).corners() @ back[:, :2].T + back[:, 2])
+    return float(np.linalg.norm(np.diff(np.stack(corners), axis=0), axis=-1).mean())
+
+
 def measure(estimator: Estimator, clip: list[np.ndarray], motions: list[np.ndarray], *, track: bool,
             fps: float = 24.0) -> dict:
     options = EstimateOptions(normals_dtype="float32", outputs=("normal", "mask"))
     tracker = FaceTracker(fps) if track else None
-    normals, masks = [], []
+    normals, masks, faces = [], [], []
     start = time.perf_counter()
     for frame in clip:
         [result] = estimator.estimate([Photo(frame, options, track=tracker)])
@@ -82,7 +96,9 @@ def measure(estimator: Estimator, clip: list[np.ndarray], motions: list[np.ndarr
         assert result.normals is not None and result.mask is not None
         normals.append(result.normals)
         masks.append(result.mask.astype(np.float32) / 255)
+        faces.append(result.faces[0])
     return {"flicker_degrees": round(flicker(normals, masks, motions), 3),
+            "crop_jitter_pixels": round(crop_jitter(faces, motions), 3),
             "seconds_per_frame": round((time.perf_counter() - start) / len(clip), 3)}
 
 

@@ -131,6 +131,22 @@ def bad_cancel(rng):
     return [header(rng, kind="cancel", options=options)], {"bad_message"}
 
 
+def bad_batch(rng):
+    """Batch requests that must be refused before anything touches the server's disk: missing or
+    wrong-typed paths, relative paths, paths with NUL, estimate options of the wrong kind."""
+    good = {"inputs": ["/nonexistent/face.png"], "output": "/nonexistent/out"}
+    field, value = [("inputs", None), ("inputs", []), ("inputs", "/a.png"), ("inputs", [7]), ("inputs", [None]),
+                    ("inputs", ["a.png"]), ("inputs", ["../../etc"]), ("inputs", ["/a\0b"]), ("inputs", ["/" * 5000]),
+                    ("output", None), ("output", ""), ("output", "out"), ("output", ["/out"]), ("output", True),
+                    ("estimate", []), ("estimate", "x"), ("estimate", {"detect": "no"}),
+                    ("estimate", {"size": 3}), ("workers", 2)][rng.integers(19)]
+    options = {**good, field: value} if value is not None else {k: v for k, v in good.items() if k != field}
+    frames = [header(rng, kind="batch", options=options)]
+    if rng.random() < 0.2:      # well-formed options, but a batch carries no images
+        frames = [header(rng, kind="batch", options=good, frames=[{"encoding": "image"}]), b"x"]
+    return frames, {"bad_message"}
+
+
 def unknown_estimate_option(rng):
     description, data = raw_frame((16, 16, 3))
     name = ["Detect", "detection", "size", "device", "__class__"][rng.integers(5)]
@@ -271,7 +287,7 @@ def frames_in_the_wrong_order(rng):
 
 CLASSES = [not_json, not_utf8, json_not_an_object, deep_nesting, huge_header, bad_protocol_field,
            bad_id, bad_kind, unknown_header_field, options_not_an_object,
-           options_on_kinds_without_options, payload_on_kinds_without_payloads, bad_cancel,
+           options_on_kinds_without_options, payload_on_kinds_without_payloads, bad_cancel, bad_batch,
            unknown_estimate_option, wrong_typed_bool_option, wrong_enum_option, bad_focal_length,
            frames_not_a_list, frame_count_mismatch, bad_frame_description, bad_dtype, bad_shape,
            overflowing_shape, byte_count_mismatch, bad_channel_count, bad_image_sides,

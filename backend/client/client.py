@@ -42,7 +42,7 @@ class ServerUnavailable(ServerError):
 class Request:
     """One request in flight.  `state` is 'pending', 'done' or 'failed'."""
 
-    __slots__ = ("id", "kind", "state", "reply", "error", "done", "total")
+    __slots__ = ("id", "kind", "state", "reply", "error", "done", "total", "failed")
 
     def __init__(self, request_id: str, kind: str):
         self.id, self.kind = request_id, kind
@@ -50,6 +50,7 @@ class Request:
         self.reply: protocol.Message | None = None
         self.error: ServerError | None = None
         self.done, self.total = 0, 0          # progress of a batch
+        self.failed = 0                       # of those done, how many failed (a "batch" request)
 
     @property
     def finished(self) -> bool:
@@ -161,6 +162,7 @@ class Client:
                 continue
             if message.kind == "progress":
                 request.done, request.total = message.header["done"], message.header["total"]
+                request.failed = message.header.get("failed", 0)
                 continue
             del self.pending[request.id]
             if message.kind == "error":

@@ -45,9 +45,32 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 all 478).  Pixel coordinates are continuous: pixel (i, j)
                 spans x i..i+1, y j..j+1.  With detect false there are no faces.
                 While it works the server sends {"kind": "progress", "done", "total"}.
+  "batch"    -> files on the server's own disk estimated by `python -m backend batch`'s local path
+                (worker processes beside the server, each loading the model once) into a folder
+                there; for a client on the same machine (the add-on with a local backend) with
+                more photos than one request should carry.  Options: "inputs" (a list of 1 or
+                more absolute paths on the server's machine, each what `batch` takes: a photo,
+                a folder of photos, a .txt list of paths, a video or an image-sequence pattern;
+                a long list travels best as one .txt list, within max_header_bytes), "output"
+                (an absolute folder path: the maps, named as `batch` names them, and
+                manifest.jsonl; a folder with a manifest resumes: what is done is skipped),
+                "estimate" (an object of the estimate options above, default {}; "outputs" and
+                "convention" choose the files, "normals_dtype" does not apply: files hold 16-bit
+                normals).  A path that is not absolute is refused ("bad_message": the server's
+                working folder is no business of the client's).  The server runs one batch at a
+                time (another is answered "busy"), and accepts the kind only from loopback or
+                CURVE-authenticated peers (else "forbidden").  While it runs the server sends
+                {"kind": "progress", "done": photos finished, "total", "failed": how many of
+                those failed}; the reply is {"kind": "batch", "summary": {"done", "skipped",
+                "failed": {input: "code: message"}, "left", "seconds", "photos_per_second",
+                "previews", "interrupted"}, "manifest": its path} (a photo that fails is in
+                the summary, not an error); an input that does not exist or cannot be read is
+                an error "bad_message" before any work; cancelled, the photos in flight finish
+                and are in the manifest (a later batch into the same folder resumes).
   "cancel"   -> options {"target": id}; the target's reply becomes an error with code
-                "cancelled" (queued work is dropped at once, work in progress between images);
-                the cancel itself is answered {"kind": "cancelled", "found": bool}.
+                "cancelled" (queued work is dropped at once, work in progress between images,
+                a batch after the photos in flight); the cancel itself is answered
+                {"kind": "cancelled", "found": bool}.
   "ping"     -> {"kind": "pong"}.  No options.
 Replies carry the request's "id".  While a request is outstanding and the server is working on
 it or has it queued behind work that is moving, the server sends {"kind": "heartbeat", "state":
@@ -65,8 +88,11 @@ is decoded; truncated image data is "bad_image".
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +108,14 @@ from ..core.options import OptionError
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 DTYPES = ("uint8", "uint16", "float16", "float32")
-KINDS = ("info", "estimate", "cancel", "ping")
+KINDS = ("info", "estimate", "cancel", "ping", "batch")
 REQUEST_FIELDS = ("protocol", "id", "kind", "options", "frames")
 ERROR_CODES = ("bad_message", "bad_version", "unknown_kind", "too_large", "bad_image", "no_face",
-               "busy", "cancelled", "shutting_down", "internal")
+               "busy", "cancelled", "shutting_down", "internal", "forbidden")
 HEARTBEAT_SECONDS = 1.0
 MAX_ID_CHARS = 200
+MAX_PATH_CHARS = 4096       # one path of a batch request
+BATCH_OPTIONS = ("inputs", "output", "estimate")
 REPLY_HEADER_BYTES = 16 * 2 ** 20   # what a client accepts from a server (results can be long)
 
 
@@ -107,6 +135,14 @@ class Limits:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """A batch request's options, checked (parse_request puts them in place of the JSON)."""
+    inputs: tuple[str, ...]
+    output: str
+    estimate: EstimateOptions
 
 
 class ProtocolError(ValueError):
@@ -210,6 +246,8 @@ def parse_request(frames: list, limits: Limits) -> Message:
         raise ProtocolError("bad_message", f"a {kind!r} request carries no payload frames")
     if kind in ("info", "ping"):
         _check_names(options, (), kind)
+    elif kind == "batch":
+        header["options"] = _batch_options(options)
     elif kind == "cancel":
         _check_names(options, ("target",), kind)
         target = options.get("target")
@@ -222,6 +260,31 @@ def parse_request(frames: list, limits: Limits) -> Message:
             raise ProtocolError("bad_message", str(error)) from None
         _check_images(message, limits)
     return message
+
+
+def _batch_options(options: dict) -> BatchOptions:
+    _check_names(options, BATCH_OPTIONS, "batch")
+    inputs, output = options.get("inputs"), options.get("output")
+    if not isinstance(inputs, list) or not inputs:
+        raise ProtocolError("bad_message", "a batch needs option 'inputs': a list of one or more "
+                                           "absolute paths on the server's machine")
+    for name, path in [*(("inputs", path) for path in inputs), ("output", output)]:
+        if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH_CHARS or "\0" in path:
+            raise ProtocolError("bad_message", f"batch option {name!r} holds {path!r:.60}: not a path "
+                                               f"(a string of 1 to {MAX_PATH_CHARS} characters)")
+        if not os.path.isabs(path):
+            raise ProtocolError("bad_message", f"batch option {name!r}: {path!r:.200} is not an absolute "
+                                               f"path; a batch reads and writes the server's own disk, "
+                                               f"so give every path whole, as the server's machine "
+                                               f"names it")
+    estimate = options.get("estimate", {})
+    if not isinstance(estimate, dict):
+        raise ProtocolError("bad_message", "batch option 'estimate' must be an object of estimate options")
+    try:
+        parsed = EstimateOptions.parse(estimate)
+    except OptionError as error:
+        raise ProtocolError("bad_message", str(error)) from None
+    return BatchOptions(tuple(inputs), str(output), parsed)
 
 
 def _check_images(message: Message, limits: Limits) -> None:
@@ -270,6 +333,22 @@ def _payload(description, data: bytes, max_pixels: int | None):
         raise ProtocolError("bad_message", f"a {dtype} payload of shape {shape} needs {expected} "
                                            f"bytes, {len(data)} came (truncated?)")
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses only this machine can reach: ipc://, inproc://, tcp on 127/8, ::1, localhost."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    match = re.fullmatch(r"tcp://(\[?)([^\]]+)\1:(\d+|\*)", address)
+    if not match:
+        return False
+    host = match.group(2)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # an interface name or a host name: may face the network
 
 
 def json_depth(value) -> int:

@@ -3,9 +3,10 @@
 The main thread owns the ROUTER socket: it checks every request against the protocol and the
 limits (protocol.parse_request, then the sizes of encoded images read from their headers),
 answers `info`, `ping` and `cancel` at once, queues estimates (or answers `busy` when the
-queue is full), forwards what the worker thread produces, and sends heartbeats for outstanding
-requests while the worker is alive and moving, so a long batch never starves a ping and a stuck
-worker is never hidden.  One worker thread runs the model: it takes the estimates waiting in
+queue is full), starts a `batch` request in a thread of its own (batch_requests.py), forwards
+what the worker thread and batch threads produce, and sends heartbeats for outstanding requests
+while the worker (or the batch's thread) is alive and moving, so a long batch never starves a
+ping and a stuck worker is never hidden.  One worker thread runs the model: it takes the estimates waiting in
 the queue (within an image and pixel budget), puts all their face crops through the network
 together, and replies to each request on its own.  Nothing one request does may end the process
 or the worker: a failure inside a batch answers that batch `internal`; a worker that dies anyway
@@ -38,6 +39,7 @@ from ..estimator import Estimator, ImageError
 from ..estimator.image_io import ImageTooLarge, image_size
 from ..estimator.pipeline import Photo
 from ..estimator.networks import count_parameters
+from .batch_requests import BatchRequest
 from .security import CurveKeys, is_loopback
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,9 @@ class Server:
         self.router.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
         self.router.setsockopt(zmq.LINGER, 1000)
         self.authenticator = curve.apply(self.context, self.router) if curve else None
+        # who can reach it is this machine or holds a key: only they may make it read and write
+        # its disk (a batch); the check stands even though no other server is started today
+        self.trusted_peers = is_loopback(bind) or curve is not None
         try:
             self.router.bind(bind)
         except zmq.ZMQError as error:
@@ -162,6 +167,7 @@ class Server:
         self.worker = threading.Thread()       # replaced by a running one in serve_forever
         self.worker_deaths = 0
         self.cancelled_requests = 0            # cancels that found their request still held here
+        self.batches: dict[tuple[bytes, str], BatchRequest] = {}   # running in threads of their own
         self.stopping = threading.Event()
         self.model_info = {"version": __version__, "weights": str(estimator.weights),
                            "name": estimator.model_name,
@@ -200,11 +206,15 @@ class Server:
             self.close()
 
     def _drain(self, grace: float = 10.0) -> None:
-        """Stop: queued work is answered 'shutting_down', the batch in flight may finish."""
+        """Stop: queued work is answered 'shutting_down', the batch in flight may finish; batch
+        requests are cancelled (their photos in flight finish and are recorded)."""
         for work in self.queue.close():
             self._answer_error(work, "shutting_down", "the server is shutting down; not started")
+        for batch in self.batches.values():
+            batch.cancel()
         deadline = time.monotonic() + grace
-        while self.worker.is_alive() and time.monotonic() < deadline:
+        while ((self.worker.is_alive() or any(b.thread.is_alive() for b in self.batches.values()))
+               and time.monotonic() < deadline):
             if self.results.poll(100):
                 self._forward_results()
         while self.results.poll(0):
@@ -297,6 +307,8 @@ class Server:
         elif kind == "cancel":
             self._send(client, {"id": request_id, "kind": "cancelled",
                                 "found": self._cancel((client, message.options["target"]))})
+        elif kind == "batch":
+            self._accept_batch(client, message)
         else:
             self._accept_estimate(client, message)
 
@@ -323,6 +335,25 @@ class Server:
         self.held_bytes[key] = size
         self.queue.put(Work(client, request_id, options, message.payloads, sum(pixels), time.monotonic()))
 
+    def _accept_batch(self, client: bytes, message: protocol.Message) -> None:
+        if not self.trusted_peers:
+            raise ProtocolError("forbidden", "this server takes batch requests only from loopback or "
+                                             "CURVE-authenticated clients: a batch reads and writes its disk")
+        if self.stopping.is_set():
+            raise ProtocolError("shutting_down", "the server is shutting down")
+        key = (client, message.header["id"])
+        if key in self.outstanding:
+            raise ProtocolError("bad_message", f"request id {key[1]!r} is already in use")
+        if self.batches:
+            raise ProtocolError("busy", "the server is running another batch: one at a time (try again "
+                                        "when it ends)")
+        batch = BatchRequest(client, key[1], message.header["options"], context=self.context,
+                             results=f"inproc://results-{id(self)}", weights=str(self.estimator.weights),
+                             device=str(self.estimator.device), gpu=self.estimator.device.type == "cuda")
+        self.outstanding[key] = time.monotonic()
+        self.batches[key] = batch
+        batch.start()
+
     def _pixels(self, payload) -> int:
         """An image's pixel count before anything is decoded (too_large over the limit); an
         unreadable file counts none here and fails alone in the worker."""
@@ -341,6 +372,9 @@ class Server:
         if key not in self.outstanding:
             return False
         self.cancelled_requests += 1
+        if key in self.batches:
+            self.batches[key].cancel()
+            return True
         waiting = self.queue.remove(key)
         if waiting is not None:
             self._answer_error(waiting, "cancelled", "cancelled by the client")
@@ -365,8 +399,9 @@ class Server:
             client = frames[0].bytes
             header = json.loads(frames[1].bytes)
             key = (client, header.get("id"))
-            if header["kind"] in ("result", "error"):
+            if header["kind"] in ("result", "error", "batch"):
                 self._release(key)
+                self.batches.pop(key, None)
             elif key in self.outstanding:
                 self.outstanding[key] = time.monotonic()
             self.router.send_multipart(frames, copy=False)
@@ -374,16 +409,22 @@ class Server:
     def _heartbeats(self) -> None:
         """'Your request is being worked on, or waits behind work that moves' - never only
         'the socket is alive': a stuck or dead worker lets the clients' timeouts run."""
-        if not self._worker_moving():
-            return
+        moving = self._worker_moving()
         now = time.monotonic()
         with self.lock:
             working = {work.key for work in self.in_work}
         for key, last in list(self.outstanding.items()):
-            if now - last >= protocol.HEARTBEAT_SECONDS:
-                self._send(key[0], {"id": key[1], "kind": "heartbeat",
-                                    "state": "working" if key in working else "queued"})
-                self.outstanding[key] = now
+            if now - last < protocol.HEARTBEAT_SECONDS:
+                continue
+            batch = self.batches.get(key)
+            if batch is not None:       # a batch's own thread: alive is moving (its workers are watched by it)
+                if not batch.thread.is_alive():
+                    continue
+            elif not moving:
+                continue
+            self._send(key[0], {"id": key[1], "kind": "heartbeat",
+                                "state": "working" if key in working or batch is not None else "queued"})
+            self.outstanding[key] = now
 
     # --- worker thread ---------------------------------------------------------------------
     def _work(self) -> None:

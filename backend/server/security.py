@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,21 +10,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-
-def is_loopback(address: str) -> bool:
-    """True for addresses only this machine can reach: ipc://, inproc://, tcp on 127/8, ::1, localhost."""
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    match = re.fullmatch(r"tcp://(\[?)([^\]]+)\1:(\d+|\*)", address)
-    if not match:
-        return False
-    host = match.group(2)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False   # an interface name or a host name: may face the network
+from ..client.protocol import is_loopback as is_loopback   # who may talk to it without keys
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 ProtocolError with a known code - never anything else (property-based, with hypothesis)."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ field_values = {
     "id": st.text(min_size=1, max_size=20) | json_values,
     "kind": st.sampled_from(protocol.KINDS) | json_values,
     "options": st.dictionaries(st.sampled_from(["detect", "mask", "convention", "normals_dtype",
-                                                "focal_35mm", "target", "other"]), json_values, max_size=4)
+                                                "focal_35mm", "target", "inputs", "output", "estimate",
+                                                "other"]), json_values, max_size=4)
     | json_values,
     "frames": st.lists(st.fixed_dictionaries({"dtype": st.sampled_from(protocol.DTYPES) | json_values,
                                               "shape": st.lists(st.integers(-3, 2 ** 40), max_size=4) | json_values})
@@ -55,6 +57,11 @@ def test_any_request_like_header_is_parsed_or_refused_with_a_code(header, payloa
         assert type(options.detect) is bool and type(options.mask) is bool
         assert options.focal_35mm is None or math.isfinite(options.focal_35mm)
         assert 1 <= len(message.payloads) <= LIMITS.max_images
+    if message is not None and message.kind == "batch":
+        options = message.options
+        assert isinstance(options, protocol.BatchOptions) and isinstance(options.estimate, EstimateOptions)
+        assert options.inputs and all(isinstance(p, str) and os.path.isabs(p) for p in options.inputs)
+        assert isinstance(options.output, str) and os.path.isabs(options.output) and not message.payloads
 
 
 @settings(max_examples=300, deadline=None)
@@ -94,6 +101,35 @@ def test_estimate_options_are_strict(options, message):
     with pytest.raises(ProtocolError, match=message) as caught:
         parse_request(frames, LIMITS)
     assert caught.value.code == "bad_message"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"output": "/tmp/out"}, "needs option 'inputs'"), ({"inputs": [], "output": "/tmp/out"}, "needs option 'inputs'"),
+    ({"inputs": "/tmp/a.png", "output": "/tmp/out"}, "needs option 'inputs'"),
+    ({"inputs": ["/tmp/a.png"]}, "'output' holds None"), ({"inputs": [3], "output": "/tmp/out"}, "not a path"),
+    ({"inputs": ["/tmp/a\0.png"], "output": "/tmp/out"}, "not a path"),
+    ({"inputs": ["/" + "a" * 5000], "output": "/tmp/out"}, "not a path"),
+    ({"inputs": ["photos/a.png"], "output": "/tmp/out"}, "not an absolute path"),
+    ({"inputs": ["/tmp/a.png"], "output": "out"}, "'output': 'out' is not an absolute path"),
+    ({"inputs": ["/tmp/a.png"], "output": "/tmp/out", "estimate": []}, "must be an object"),
+    ({"inputs": ["/tmp/a.png"], "output": "/tmp/out", "estimate": {"detect": 1}}, "true or false"),
+    ({"inputs": ["/tmp/a.png"], "output": "/tmp/out", "estimate": {"size": 3}}, "unknown estimate field"),
+    ({"inputs": ["/tmp/a.png"], "output": "/tmp/out", "workers": 3}, "unknown batch field"),
+])
+def test_batch_options_are_strict(options, message):
+    with pytest.raises(ProtocolError, match=message) as caught:
+        parse_request(protocol.encode({"id": "b1", "kind": "batch", "options": options}), LIMITS)
+    assert caught.value.code == "bad_message"
+
+
+def test_a_batch_request_is_parsed_and_carries_no_images():
+    options = {"inputs": ["/data/shoot", "/data/list.txt"], "output": "/data/out",
+               "estimate": {"convention": "directx"}}
+    message = parse_request(protocol.encode({"id": "b1", "kind": "batch", "options": options}), LIMITS)
+    assert message.options == protocol.BatchOptions(("/data/shoot", "/data/list.txt"), "/data/out",
+                                                    EstimateOptions(convention="directx"))
+    with pytest.raises(ProtocolError, match="carries no payload"):
+        parse_request(protocol.encode({"id": "b2", "kind": "batch", "options": options}, [b"file"]), LIMITS)
 
 
 def test_protocol_true_is_not_version_one():
