@@ -433,8 +433,8 @@ space.overlay.show_overlays = False
 space.shading.type = "MATERIAL"
 space.shading.use_scene_lights = True
 space.shading.use_scene_world = True     # the default world is dim grey: the key light shows
+space.region_3d.view_perspective = "CAMERA"   # not view_camera(): a toggle, and the area may be in it
 with ui("VIEW_3D"):
-    bpy.ops.view3d.view_camera()
     bpy.ops.view3d.view_center_camera()
 result = None
 """)
