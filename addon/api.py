@@ -81,7 +81,8 @@ def relit(photo: str | bpy.types.Image, lights, **settings) -> bpy.types.Image:
 def project_onto_mesh(obj: bpy.types.Object, views, *, resolution: int = 1024, blend: str = "FACING",
                       colour: bool = False, strength: float = 1.0) -> bpy.types.Image:
     """Project photos' normals (estimated first where missing) onto a mesh's own UV normal map and
-    wire it into its material.  views: (photo path, Image or name, camera object or name) pairs.
+    wire it into its material (with their heights as its displacement, when every photo has one).
+    views: (photo path, Image or name, camera object or name) pairs.
     Returns the '<object>_projected_normal' image."""
     pairs = []
     for photo, camera in views:

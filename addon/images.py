@@ -151,9 +151,7 @@ def store_assets(source_name: str, *, albedo: np.ndarray | None, height: np.ndar
             write_png(path, np.round(unit * 65535).astype(np.uint16))
             image = _load_replacing(name, path)
         else:
-            image = _new_replacing(name, unit.shape[1], unit.shape[0])
-            _set_pixels(image, np.dstack([unit, unit, unit, np.ones_like(unit)]))
-            image.pack()
+            image = store_height(name, unit)
         image[HEIGHT_RANGE] = [low, high]
         made.append(image)
     if light is not None:
@@ -239,6 +237,14 @@ def store_normal_map(name: str, normals: np.ndarray) -> bpy.types.Image:
     height, width = normals.shape[:2]
     image = _new_replacing(name, width, height)
     _set_pixels(image, np.dstack([np.clip(normals * 0.5 + 0.5, 0.0, 1.0), np.ones((height, width))]))
+    image.pack()
+    return image
+
+
+def store_height(name: str, unit: np.ndarray) -> bpy.types.Image:
+    """A height map (H, W) in 0..1 as a float Non-Color image packed into the .blend."""
+    image = _new_replacing(name, unit.shape[1], unit.shape[0])
+    _set_pixels(image, np.dstack([unit, unit, unit, np.ones_like(unit)]))
     image.pack()
     return image
 

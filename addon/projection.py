@@ -1,7 +1,7 @@
 """Project a photo's camera-space normals through its camera onto a mesh, into the mesh's own UV
-space as a tangent-space normal map (the frame Blender's Normal Map node decodes with).  The
-estimator's maps are in view space (each face's normals relative to the line of sight to it);
-`view_to_camera` turns them into the camera's space first.
+space as a tangent-space normal map (the frame Blender's Normal Map node decodes with), and its
+colours and height beside it.  The estimator's maps are in view space (each face's normals
+relative to the line of sight to it); `view_to_camera` turns them into the camera's space first.
 
 Done in numpy (texels.py) over a rasterisation of the mesh's UV layout, not with a Cycles bake: during a bake
 there is no view camera (platform notes), and numpy gives direct control of what counts as seen.
@@ -74,10 +74,13 @@ def _corner_visibility(obj, camera, depsgraph, positions: np.ndarray) -> np.ndar
     unique, inverse = np.unique(positions.round(6), axis=0, return_inverse=True)
     seen = np.ones(len(unique), np.float32)
     epsilon = 1e-4 * max(float(np.ptp(unique, axis=0).max()), 1e-6)
+    # Orthographic: past the mesh's bounds nothing can hide a corner (an infinite distance is no
+    # good: the tree then reports a hit at float32's largest value, and nothing is seen).
+    beyond = 2 * float(np.linalg.norm(np.ptp(unique, axis=0))) + 1.0
     for i, point in enumerate(unique):
         point = Vector(point)
         toward = -forward if orthographic else (eye - point)
-        distance = toward.length if not orthographic else float("inf")
+        distance = beyond if orthographic else toward.length
         direction = toward.normalized()
         hit = tree.ray_cast(point + direction * epsilon * 10, direction, distance)
         if hit[0] is not None:
@@ -86,15 +89,17 @@ def _corner_visibility(obj, camera, depsgraph, positions: np.ndarray) -> np.ndar
 
 
 def project(surface: texels.Surface, obj: bpy.types.Object, camera: bpy.types.Object, depsgraph,
-            normal_map: np.ndarray, mask: np.ndarray | None, photo: np.ndarray | None = None) -> texels.Projection:
+            normal_map: np.ndarray, mask: np.ndarray | None, photo: np.ndarray | None = None,
+            height: np.ndarray | None = None) -> texels.Projection:
     """normal_map: (H, W, 3) camera-space unit normals of the photo, top row first (OpenGL
-    convention: +x right, +y up, +z toward the camera); mask (H, W) in [0, 1] or None."""
-    height, width = normal_map.shape[:2]
+    convention: +x right, +y up, +z toward the camera); mask (H, W) in [0, 1] or None; height
+    (H, W) in fractions of the photo's height, or None."""
+    rows, width = normal_map.shape[:2]
     return texels.project(surface, np.array(obj.matrix_world), np.array(camera.matrix_world),
-                          np.array(camera.calc_matrix_camera(depsgraph, x=width, y=height)),
+                          np.array(camera.calc_matrix_camera(depsgraph, x=width, y=rows)),
                           orthographic=camera.data.type == "ORTHO",
                           corner_visible=_corner_visibility(obj, camera, depsgraph, surface.corner_position),
-                          normal_map=normal_map, mask=mask, photo=photo)
+                          normal_map=normal_map, mask=mask, photo=photo, height=height)
 
 
 def view_to_camera(normal_map: np.ndarray, centres: list[tuple[float, float]], camera: bpy.types.Object,

@@ -1,5 +1,5 @@
 """Operators that texture a face asset from photos: line a camera up with a photo, then project the
-photo's estimated normals (and optionally its colours) onto the mesh's own UV normal map."""
+photo's estimated normals (and optionally its colours, and its height) onto the mesh's own UV maps."""
 from __future__ import annotations
 
 import bpy
@@ -74,6 +74,9 @@ class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
                          description="Also bake a base colour texture: the photo's albedo where Estimate "
                                      "made one (<object>_projected_albedo, linear), else the photo")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=10.0)
+    height: BoolProperty(name="Displacement from Height", default=True,
+                         description="Also bake the photos' heights (<object>_projected_height) into the "
+                                     "material's displacement, when every photo has one")
 
     def make_job(self, context):
         obj = bpy.data.objects.get(self.object_name) if self.object_name else context.active_object
@@ -89,11 +92,13 @@ class FACE_NORMALS_OT_project_normals(JobOperator, bpy.types.Operator):
             if camera is None or camera.type != "CAMERA":
                 raise ValueError(f"No camera '{camera_name}'" if camera_name else "The scene has no camera")
             views.append((photo.name, camera.name))
-        return ProjectJob(context, obj.name, views, self.resolution, self.blend, self.colour, self.strength)
+        return ProjectJob(context, obj.name, views, self.resolution, self.blend, self.colour, self.strength,
+                          self.height)
 
     def finish(self, context, job):
-        self.report({"INFO"}, f"'{job.made}' wired into '{job.material}' "
-                              f"({len(job.views)} photo{'s' if len(job.views) > 1 else ''})")
+        made = ", ".join(repr(name) for name in job.made)
+        self.report({"INFO"}, f"{made} wired into '{job.material}' "
+                              f"({len(job.views)} photo{'s' if len(job.views) > 1 else ''}){job.note}")
         return {"FINISHED"}
 
 
@@ -105,10 +110,11 @@ class ProjectJob(Job):
     title = "Projecting normals"
 
     def __init__(self, context, object_name: str, views: list[tuple[str, str]], resolution: int,
-                 blend: str, colour: bool, strength: float):
+                 blend: str, colour: bool, strength: float, height: bool):
         super().__init__()
         self.object_name, self.views = object_name, views
         self.resolution, self.blend, self.colour, self.strength = resolution, blend, colour, strength
+        self.height = height         # asked for; only where every photo has a height map (else `note`)
         self.prefs = preferences.get(context)
         missing = [photo for photo, _ in views if images.derived_name(photo, "normal") not in bpy.data.images]
         self.estimate = (EstimateJob(self.prefs, [images.estimate_source(bpy.data.images[p])
@@ -117,7 +123,8 @@ class ProjectJob(Job):
         self.surface: texels.Surface | None = None
         self.projections: list = []
         self.albedo = False          # every photo has an albedo: project those (else the photos)
-        self.made = self.material = ""
+        self.made: list[str] = []
+        self.material = self.note = ""
         self.total = len(views) + 2
 
     def step(self) -> bool:
@@ -150,15 +157,35 @@ class ProjectJob(Job):
     def _project(self, obj, photo, camera, depsgraph):
         assert self.surface is not None
         normal_map, mask = _estimated_maps(photo, self.prefs.convention, camera, depsgraph)
-        if not self.projections:        # estimates done: albedo only if every photo has one (no mixing)
+        if not self.projections:        # estimates done: albedo, height only if every photo has one (no mixing)
             self.albedo = all(images.derived_name(name, "albedo") in bpy.data.images for name, _ in self.views)
+            self.height = self.height and self._every_photo_has_a_height()
         colour = None
         if self.colour:
             colour = (images.linear_pixels(bpy.data.images[images.derived_name(photo.name, "albedo")])
                       if self.albedo else images.image_pixels(photo))
         if colour is not None and colour.shape[:2] != normal_map.shape[:2]:
             raise JobFailed(f"'{photo.name}' and its normal map differ in size")
-        return projection.project(self.surface, obj, camera, depsgraph, normal_map, mask, colour)
+        height = None
+        if self.height:
+            height_image = bpy.data.images[images.derived_name(photo.name, "height")]
+            span = images.height_range(height_image)
+            assert span is not None            # _every_photo_has_a_height
+            low, high = span
+            height = low + images.image_pixels(height_image)[..., 0] * (high - low)
+            if height.shape != normal_map.shape[:2]:
+                raise JobFailed(f"'{photo.name}' and its height map differ in size")
+        return projection.project(self.surface, obj, camera, depsgraph, normal_map, mask, colour, height)
+
+    def _every_photo_has_a_height(self) -> bool:
+        """Whether every photo has a height map with its range; else says which has none in `note`."""
+        for name, _ in self.views:
+            found = bpy.data.images.get(images.derived_name(name, "height"))
+            if found is None or images.height_range(found) is None:
+                self.note = f"; no height: '{name}' has no height map (estimate it again with a backend " \
+                            f"that makes heights)"
+                return False
+        return True
 
     def _store(self, obj) -> None:
         assert self.surface is not None
@@ -166,6 +193,7 @@ class ProjectJob(Job):
         normals, coverage, colour = texels.combine(self.projections, self.blend)
         normals = texels.grow(normals, self.surface.covered)
         made = images.store_normal_map(f"{obj.name}_projected_normal", normals)
+        self.made = [made.name]
         material = _material(obj)
         materials.apply_normal_map(material, made, self.strength, uv_map=uv_name)
         if colour is not None:
@@ -173,7 +201,16 @@ class ProjectJob(Job):
             stored = (images.store_linear_colour(f"{obj.name}_projected_albedo", rgba) if self.albedo
                       else images.store_colour(f"{obj.name}_projected_colour", rgba))
             materials.apply_base_colour(material, stored, uv_map=uv_name)
-        self.made, self.material = made.name, material.name
+            self.made.append(stored.name)
+        if self.height:
+            relief = texels.grow(texels.combine_heights(self.projections, self.blend)[..., None],
+                                 self.surface.covered)[..., 0]
+            low, high = float(relief.min()), float(relief.max())
+            stored = images.store_height(f"{obj.name}_projected_height", (relief - low) / max(high - low, 1e-12))
+            # its 0..1 stand for low..high in the object's units: the photo height of apply_height is 1
+            materials.apply_height(material, stored, low=low, high=high, photo_height=1.0, uv_map=uv_name)
+            self.made.append(stored.name)
+        self.material = material.name
 
     def cancel(self) -> None:
         if self.estimate is not None:

@@ -1,7 +1,8 @@
 """The numpy half of projecting photos onto a mesh's UVs (projection.py reads the mesh and the
 camera out of Blender and hands them here): which texels a UV layout covers, what the mesh is
 at each, how one photo's camera-space normals land in each texel's tangent frame and with what
-weight, how several photos blend, and growing the result past UV seams.  Nothing here imports
+weight, how several photos blend (their heights first aligned to each other), and growing the
+result past UV seams.  Nothing here imports
 Blender, so all of it is tested without Blender."""
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Projection:
     normals: np.ndarray
     weight: np.ndarray
     colour: np.ndarray | None = None    # (R, R, 3) the photo's pixels, when asked for
+    height: np.ndarray | None = None    # (R, R) the photo's height in object units, when asked for
 
 
 def rasterise_uv(uv: np.ndarray, corners: np.ndarray, size: int, chunk: int = 1 << 22):
@@ -102,13 +104,14 @@ def surface(arrays: dict, size: int) -> Surface:
 
 def project(surface: Surface, object_world: np.ndarray, camera_world: np.ndarray, lens: np.ndarray, *,
             orthographic: bool, corner_visible: np.ndarray, normal_map: np.ndarray, mask: np.ndarray | None,
-            photo: np.ndarray | None = None) -> Projection:
+            photo: np.ndarray | None = None, height: np.ndarray | None = None) -> Projection:
     """One photo onto the surface.  object_world, camera_world: the object's and the camera's 4x4
     matrices (to world space); lens: the camera's 4x4 projection at the photo's size (Blender's
     calc_matrix_camera); corner_visible (L,): 1 where a mesh corner sees the camera unhidden.
     normal_map: (H, W, 3) camera-space unit normals of the photo, top row first (OpenGL
-    convention: +x right, +y up, +z toward the camera); mask (H, W) in [0, 1] or None."""
-    height, width = normal_map.shape[:2]
+    convention: +x right, +y up, +z toward the camera); mask (H, W) in [0, 1] or None; height
+    (H, W) toward the camera in fractions of the photo's height (images.HEIGHT_RANGE's unit)."""
+    rows, width = normal_map.shape[:2]
     world = np.asarray(object_world, np.float32)
     view = np.linalg.inv(np.asarray(camera_world, np.float64)).astype(np.float32)
     lens = np.asarray(lens, np.float32)
@@ -121,7 +124,7 @@ def project(surface: Surface, object_world: np.ndarray, camera_world: np.ndarray
     w = in_camera @ lens[3, :3] + lens[3, 3]
     ndc = clip[:, :2] / np.where(np.abs(w) < 1e-12, 1e-12, w)[:, None]
     px = (ndc[:, 0] + 1) / 2 * width - 0.5            # photo pixel coordinates (centres at integers)
-    py = (1 - ndc[:, 1]) / 2 * height - 0.5
+    py = (1 - ndc[:, 1]) / 2 * rows - 0.5
     in_frame = (w > 0) & (np.abs(ndc) <= 1).all(1)
 
     # Facing: the mesh normal (world) against the direction to the camera.
@@ -168,7 +171,17 @@ def project(surface: Surface, object_world: np.ndarray, camera_world: np.ndarray
     if photo is not None:
         colour = np.zeros((size, size, 3), np.float32)
         colour[surface.covered] = bilinear(photo, px, py)
-    return Projection(normals, weights, colour)
+    relief = None
+    if height is not None:
+        # The photo's height spans 2 / lens[1, 1] camera units at distance 1 (orthographic: at any
+        # distance); then into world units (the camera's scale) and the object's (its scale).
+        depth = np.ones_like(w) if orthographic else np.abs(in_camera[:, 2])
+        camera_scale = float(np.linalg.norm(camera_axes, axis=0).mean())
+        object_scale = float(np.cbrt(abs(np.linalg.det(world[:3, :3].astype(np.float64)))))
+        units = 2 * depth / lens[1, 1] * camera_scale / max(object_scale, 1e-12)
+        relief = np.zeros((size, size), np.float32)
+        relief[surface.covered] = bilinear(height[..., None], px, py)[:, 0] * units
+    return Projection(normals, weights, colour, relief)
 
 
 def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -188,16 +201,27 @@ def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def blend_weights(projections: list[Projection], mode: str = "FACING") -> list[np.ndarray]:
+    """Each photo's share of every texel (R, R), before normalising.
+    FACING: its own weight, how squarely it sees the texel.
+    FILL: only what the earlier photos left of a full weight."""
+    total = np.zeros_like(projections[0].weight)
+    weights = []
+    for projection in projections:
+        weight = projection.weight * (1 - np.clip(total, 0, 1)) if mode == "FILL" else projection.weight
+        weights.append(weight)
+        total = total + weight
+    return weights
+
+
 def combine(projections: list[Projection], mode: str = "FACING") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Several photos of one asset -> (normals (R, R, 3) unit, coverage (R, R), colour or None).
-    FACING: a weighted blend, each photo weighted by how squarely it sees the texel.
-    FILL: each later photo only where the earlier ones left weight to give."""
+    """Several photos of one asset -> (normals (R, R, 3) unit, coverage (R, R), colour or None),
+    blended by `blend_weights`."""
     size = projections[0].weight.shape[0]
     total = np.zeros((size, size), np.float32)
     direction = np.zeros((size, size, 3), np.float32)
     colour = np.zeros((size, size, 3), np.float32) if projections[0].colour is not None else None
-    for projection in projections:
-        weight = projection.weight * (1 - np.clip(total, 0, 1)) if mode == "FILL" else projection.weight
+    for projection, weight in zip(projections, blend_weights(projections, mode)):
         direction += weight[..., None] * projection.normals
         if colour is not None:
             colour += weight[..., None] * projection.colour
@@ -209,6 +233,46 @@ def combine(projections: list[Projection], mode: str = "FACING") -> tuple[np.nda
     if colour is not None:
         colour = colour / np.maximum(total, 1e-12)[..., None]
     return blended, coverage, colour
+
+
+def height_offsets(projections: list[Projection]) -> list[float]:
+    """What to add to each photo's height so that the photos agree where they overlap: each
+    photo's height is relative (integrated from its own normals, its zero anywhere), so the first
+    stays as it is and each later one moves by the median difference between it and the photos
+    before it, over the texels both see.  A photo that overlaps none of them keeps its own zero."""
+    summed = np.zeros_like(projections[0].weight)
+    total = np.zeros_like(summed)
+    offsets = []
+    for projection in projections:
+        assert projection.height is not None
+        both = (projection.weight > 0) & (total > 0)
+        offset = float(np.median(summed[both] / total[both] - projection.height[both])) if both.any() else 0.0
+        offsets.append(offset)
+        summed += projection.weight * (projection.height + offset)
+        total += projection.weight
+    return offsets
+
+
+def combine_heights(projections: list[Projection], mode: str = "FACING") -> np.ndarray:
+    """Several photos' heights (object units) -> one displacement (R, R): aligned by
+    `height_offsets`, blended by `blend_weights`, then 0 where the photos fade out (the median of
+    the texels they see only in part, else of all they see) and faded to 0 by the coverage, so
+    the relief rises from the mesh without a step where no photo sees it."""
+    offsets = height_offsets(projections)
+    total = np.zeros_like(projections[0].weight)
+    summed = np.zeros_like(total)
+    for projection, weight, offset in zip(projections, blend_weights(projections, mode), offsets):
+        assert projection.height is not None
+        summed += weight * (projection.height + offset)
+        total += weight
+    seen = total > 0
+    if not seen.any():
+        return np.zeros_like(total)
+    blended = summed / np.where(seen, total, 1)
+    coverage = np.clip(total, 0, 1)
+    edge = seen & (coverage < 1)
+    base = float(np.median(blended[edge if edge.any() else seen]))
+    return np.where(seen, (blended - base) * coverage, 0).astype(np.float32)
 
 
 def grow(values: np.ndarray, covered: np.ndarray, steps: int = MARGIN) -> np.ndarray:

@@ -154,6 +154,9 @@ def test_projection_bakes_back_the_known_tangent_normals_where_seen_and_flat_beh
     assert tree.nodes["Face Normals Photo"].image.name == "Sphere_projected_colour"
     assert "Sphere_projected_albedo" not in bpy.data.images
     assert tree.nodes["Face Normals Texture"].inputs["Vector"].links[0].from_node.uv_map == "UVMap"
+    # Nor a height: none is baked and the displacement stays unwired.
+    assert "Sphere_projected_height" not in bpy.data.images
+    assert not sphere.active_material.node_tree.nodes["Material Output"].inputs["Displacement"].is_linked
 
 
 def test_a_view_space_map_of_an_off_centre_face_is_turned_into_the_camera_space(clean_file, addon, tmp_path):
@@ -238,6 +241,69 @@ def test_a_batch_of_two_views_covers_more_and_fill_keeps_the_first(clean_file, a
     assert ((_degrees(filled, [0, 0, 1]) > 5) == both).mean() > 0.98
 
 
+def _sphere_heights(addon, bpy, photo, camera, size, *, offset=0.0, columns=slice(None)):
+    """Store, as Estimate would, the height toward an orthographic camera on the sphere's axis of
+    the unit sphere (plus `offset`, in photo heights: a height's zero is arbitrary), and keep the
+    photo's mask to `columns`."""
+    span = camera.data.ortho_scale
+    centres = ((np.arange(size) + 0.5) / size - 0.5) * span
+    x, y = np.meshgrid(centres, -centres)
+    height = np.sqrt(np.clip(1 - x * x - y * y, 0, None)) + offset * span
+    addon.images.store_assets(photo, albedo=None, height=height / span * size, light=None, photo_rows=size,
+                              save_beside=None)
+    mask = bpy.data.images[f"{photo.rsplit('.', 1)[0]}_mask"]
+    pixels = np.empty(size * size * 4, np.float32)
+    mask.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(size, size, 4)
+    kept = np.zeros((size, size), bool)
+    kept[:, columns] = True
+    pixels[..., :3] *= kept[..., None]
+    mask.pixels.foreach_set(pixels.ravel())
+
+
+def _displacement(bpy, obj, surface):
+    """The baked height at each covered texel, in the object's units, as the material's
+    Displacement node reads it: (value - midlevel) * scale."""
+    tree = obj.active_material.node_tree
+    node = tree.nodes["Face Normals Displacement"]
+    assert tree.nodes["Material Output"].inputs["Displacement"].links[0].from_node == node
+    image = node.inputs["Height"].links[0].from_node.image
+    assert image.name == f"{obj.name}_projected_height" and image.colorspace_settings.name == "Non-Color"
+    assert image.is_float
+    size = image.size[0]
+    pixels = np.empty(size * size * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    value = pixels.reshape(size, size, 4)[::-1, :, 0][surface.covered]
+    return (value - node.inputs["Midlevel"].default_value) * node.inputs["Scale"].default_value
+
+
+def test_the_photos_heights_are_baked_aligned_into_the_displacement(clean_file, addon, tmp_path):
+    """Two photos through one orthographic camera, each seeing one side of a unit sphere (with an
+    overlap in the middle), the second's height 0.2 photo heights higher: the baked displacement
+    is the sphere's own depth toward the camera, up to one constant, across both (no step where
+    they meet), and 0 (the mesh as it is) behind the sphere."""
+    bpy = clean_file
+    sphere = _sphere(bpy)
+    camera = _look_at(bpy, "Front", (0, -4.5, 0))
+    camera.data.type, camera.data.ortho_scale = "ORTHO", 2.4
+    normals, mask = _render_camera_normals(bpy, camera, tmp_path / "normals.exr")
+    for photo, offset, columns in (("left.png", 0.0, slice(0, 150)), ("right.png", 0.2, slice(106, None))):
+        _as_estimated(bpy, photo, normals, mask)
+        _sphere_heights(addon, bpy, photo, camera, 256, offset=offset, columns=columns)
+    from bl_ext.user_default.face_normals import api
+    api.project_onto_mesh(sphere, [("left.png", "Front"), ("right.png", "Front")], resolution=256)
+
+    surface, facing = _surface_facing(addon, bpy, sphere, camera, 256)
+    relief = _displacement(bpy, sphere, surface)
+    depth = -surface.position[:, 1]                       # toward the camera: -y
+    seen = facing > 0.6
+    for side in (surface.position[:, 0] < -0.2, surface.position[:, 0] > 0.2):
+        assert (seen & side).sum() > 200
+    residual = relief[seen] - depth[seen]
+    assert np.abs(residual - np.median(residual)).max() < 0.02, np.abs(residual - np.median(residual)).max()
+    assert np.abs(relief[facing < -0.1]).max() < 1e-6
+
+
 def test_without_a_uv_map_or_a_camera_it_is_a_clear_error(clean_file, addon):
     bpy = clean_file
     bpy.ops.mesh.primitive_cube_add()
@@ -278,3 +344,8 @@ def test_a_real_photo_through_the_backend_onto_a_head_sized_sphere(clean_file, a
     baked = _baked(bpy, normal.name)
     assert 0.01 < (_degrees(baked, [0, 0, 1]) > 2).mean() < 0.5     # the face-facing part only
     assert math.isclose(float(np.linalg.norm(baked, axis=-1).mean()), 1.0, abs_tol=1e-3)
+    # The estimate made a height too: it goes into the displacement, in the head's units (some
+    # relief, smaller than the head; the untrained test model's normals are nearly flat).
+    relief = _displacement(bpy, sphere, addon.projection.sample_surface(
+        sphere, bpy.context.evaluated_depsgraph_get(), "UVMap", 1024))
+    assert 0 < float(np.ptp(relief)) < 0.24

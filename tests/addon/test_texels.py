@@ -154,3 +154,53 @@ def test_growing_extends_values_by_rings_of_neighbours():
     assert set(abs(rows - 5) + abs(cols - 5)) == {0, 1, 2}
     np.testing.assert_allclose(grown[rows, cols], np.broadcast_to([1, 2, 3], (len(rows), 3)))
     assert not values[4, 5].any()             # the input is left as it was
+
+
+def test_a_photos_height_lands_on_the_surface_in_object_units():
+    """The camera 5 units away with lens scale 1 frames 10 units: a height of 0.01 of the photo's
+    height is 0.1 world units, 0.05 on an object scaled by 2 (its own units are twice as large)."""
+    surface = texels.surface(plane_arrays(), SIZE)
+    for scale, expected in ((1.0, 0.1), (2.0, 0.05)):
+        projection = texels.project(surface, np.diag([scale, scale, scale, 1.0]), translation(0, 0, 5),
+                                    perspective(), orthographic=False, corner_visible=np.ones(4, np.float32),
+                                    normal_map=tilted_map(0), mask=None, height=np.full((32, 32), 0.01, np.float32))
+        assert projection.height is not None
+        # the plane lies at z = 0, 5 units from the camera, whatever its scale
+        np.testing.assert_allclose(projection.height, expected, rtol=1e-4)
+
+
+def heights(height: np.ndarray, weight: np.ndarray) -> texels.Projection:
+    size = height.shape[0]
+    return texels.Projection(np.tile(texels.FLAT, (size, size, 1)), weight.astype(np.float32),
+                             height=height.astype(np.float32))
+
+
+def test_heights_of_two_photos_are_aligned_where_they_overlap_before_blending():
+    """Two photos of one slope, each with its own zero (the second 5 higher): moved onto the
+    first by the median difference, they blend into the one slope with no step between them."""
+    slope = np.tile(np.arange(8, dtype=np.float32), (8, 1))
+    left, right = np.zeros((8, 8)), np.zeros((8, 8))
+    left[:, :5], right[:, 3:] = 1, 1
+    photos = [heights(slope, left), heights(slope + 5, right)]
+    assert texels.height_offsets(photos) == pytest.approx([0, -5])
+    for mode in ("FACING", "FILL"):
+        relief = texels.combine_heights(photos, mode)
+        np.testing.assert_allclose(relief, slope - np.median(slope), atol=1e-6)
+
+
+def test_a_photo_that_overlaps_no_other_keeps_its_own_zero():
+    left, right = np.zeros((4, 4)), np.zeros((4, 4))
+    left[:, :2], right[:, 2:] = 1, 1
+    assert texels.height_offsets([heights(np.ones((4, 4)), left), heights(np.full((4, 4), 3.0), right)]) == [0, 0]
+
+
+def test_the_relief_is_zero_where_the_photos_fade_out_and_where_none_sees():
+    """A photo seeing the left columns fully, fading over the middle ones: the height where it
+    fades is the displacement's zero, and it goes to 0 with the weight; unseen texels stay 0."""
+    weight = np.tile(np.array([1, 1, 1, 0.75, 0.5, 0.25, 0, 0], np.float32), (8, 1))
+    height = np.full((8, 8), 2.0, np.float32)
+    height[:, :3] = 3.0
+    relief = texels.combine_heights([heights(height, weight)])
+    np.testing.assert_allclose(relief[:, :3], 1.0)
+    np.testing.assert_allclose(relief[:, 3:], 0.0)
+    assert not texels.combine_heights([heights(height, np.zeros((8, 8)))]).any()

@@ -5,7 +5,8 @@ needs through the fixtures below (the add-on installed, the preferences, the pho
 map), so any one runs alone and in any order.
 
 Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
-a relit portrait and its face), so the README's pictures are what this test saw.  Set
+a relit portrait and its face, the portrait with its key light on the left and on the right), so
+the README's pictures are what this test saw.  Set
 FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder (every screenshot, Blender's and the
 backend's logs) under /tmp."""
 from __future__ import annotations
@@ -336,9 +337,80 @@ def test_relit_portrait_in_material_preview(with_normals, folder):
     (EEVEE's first shader compile on llvmpipe takes minutes)."""
     window = with_normals
     try:
-        _portrait_in_material_preview(window, folder)
-    finally:       # the Image Editor back, for the tests that run after this one
-        window.run("""
+        _portrait_in_material_preview(window)
+        box = window.run('result = region_box("VIEW_3D")')
+        pixels = _converged(window, folder, box)
+        assert pixels.std() > 20, "the portrait did not draw"
+        window.screenshot(DOCS / "relit_portrait.png", box=box, width=480)
+        left, top, width, height = box         # the face, at the screen's own size
+        face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
+        window.screenshot(DOCS / "relit_face.png", box=face)
+    finally:
+        _back_to_the_image_editor(window)
+
+
+# The astronaut's face in the 512 x 512 photo (docs/relighting.md's boxes): rows, then the columns
+# of its left and right side.
+FACE_ROWS, FACE_SIDES = (90, 170), ((185, 222), (225, 262))
+
+
+def test_moving_the_key_light_relights_the_portraits_albedo(with_normals, folder):
+    """The portrait's base colour is the astronaut's albedo; with the key light on the left its
+    face's left side is the brighter one in Material Preview, and with the light turned to the
+    right (from Blender's main thread, as a script or the light's rotation fields would) the
+    right side is: the scene's light falls on the albedo."""
+    window = with_normals
+    try:
+        _portrait_in_material_preview(window)
+        assert window.run("""
+tree = bpy.data.materials["Face Portrait astronaut.png Material"].node_tree
+bsdf = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+result = bsdf.inputs["Base Color"].links[0].from_node.image.name
+""") == "astronaut_albedo"
+        box = window.run('result = region_box("VIEW_3D")')
+        sides = {}
+        for light in ("LEFT", "RIGHT"):
+            if light == "RIGHT":
+                window.run(f"""
+from {ADDON} import portrait
+portrait.aim_light(bpy.data.objects["Face Portrait astronaut.png Key Light"], portrait.KEY_LIGHT["RIGHT"])
+result = None
+""")
+            pixels = _converged(window, folder, box).mean(-1)
+            window.screenshot(DOCS / f"relit_portrait_light_{light.lower()}.png", box=box, width=480)
+            sides[light] = [float(pixels[top:bottom, left:right].mean())
+                            for top, bottom, left, right in _face_sides_on_screen(window)]
+            print(f"key light {light}: the face's left side {sides[light][0]:.1f}, right side "
+                  f"{sides[light][1]:.1f} (sRGB levels)")
+        (left_lit_left, left_lit_right), (right_lit_left, right_lit_right) = sides["LEFT"], sides["RIGHT"]
+        assert left_lit_left > left_lit_right + 5 and right_lit_right > right_lit_left + 5, sides
+    finally:
+        _back_to_the_image_editor(window)
+
+
+def _face_sides_on_screen(window) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) in the 3D viewport's region of each side of the face: the
+    photo's FACE_ROWS and FACE_SIDES through the card and the camera view onto the screen."""
+    return window.run(f"""
+from bpy_extras.view3d_utils import location_3d_to_region_2d
+from mathutils import Vector
+area = area_of("VIEW_3D")
+region = next(r for r in area.regions if r.type == "WINDOW")
+card = bpy.data.objects["Face Portrait astronaut.png Card"]
+def on_screen(column, row):      # photo pixels -> the card (half-size 1, square photo) -> the region
+    point = location_3d_to_region_2d(region, area.spaces.active.region_3d,
+                                     card.matrix_world @ Vector((column / 256 - 1, 1 - row / 256, 0)))
+    return round(point.x), round(region.height - point.y)
+result = []
+for first, last in {FACE_SIDES!r}:
+    (left, top), (right, bottom) = on_screen(first, {FACE_ROWS[0]}), on_screen(last, {FACE_ROWS[1]})
+    result.append((top, bottom, left, right))
+""")
+
+
+def _back_to_the_image_editor(window) -> None:
+    """The Image Editor back, for the tests that run after this one."""
+    window.run("""
 for area in bpy.context.window_manager.windows[0].screen.areas:
     if area.type == "VIEW_3D":
         area.type = "IMAGE_EDITOR"
@@ -346,7 +418,9 @@ result = None
 """)
 
 
-def _portrait_in_material_preview(window, folder) -> None:
+def _portrait_in_material_preview(window) -> None:
+    """The astronaut's Relightable Portrait, key light on the left, in Material Preview through
+    its camera, in the area of the Image Editor."""
     window.run("""
 area = area_of("IMAGE_EDITOR")
 area.spaces.active.image = bpy.data.images["astronaut.png"]
@@ -359,11 +433,16 @@ space.overlay.show_overlays = False
 space.shading.type = "MATERIAL"
 space.shading.use_scene_lights = True
 space.shading.use_scene_world = True     # the default world is dim grey: the key light shows
+space.region_3d.view_perspective = "CAMERA"   # not view_camera(): a toggle, and the area may be in it
 with ui("VIEW_3D"):
-    bpy.ops.view3d.view_camera()
     bpy.ops.view3d.view_center_camera()
 result = None
 """)
+
+
+def _converged(window, folder, box) -> np.ndarray:
+    """The region's pixels once Material Preview has compiled its shaders and its samples have
+    converged (EEVEE's viewport is grainy before)."""
     started = time.monotonic()
     time.sleep(5)        # the first compile holds the main thread: the timer answers when it is done
     for _ in range(2):
@@ -371,9 +450,8 @@ result = None
         time.sleep(5)
     print(f"Material Preview ready after {time.monotonic() - started:.0f} s")
     window.park_pointer()
-    box = window.run('result = region_box("VIEW_3D")')
     previous = None
-    for _ in range(40):       # until EEVEE's viewport samples have converged (grain otherwise)
+    for _ in range(40):
         time.sleep(2.0)
         shot = window.screenshot(folder / "portrait.png", box=box)
         pixels = np.asarray(Image.open(shot).convert("RGB"), float)
@@ -381,8 +459,4 @@ result = None
             break
         previous = pixels
     print(f"Material Preview converged after {time.monotonic() - started:.0f} s")
-    assert pixels.std() > 20, "the portrait did not draw"
-    window.screenshot(DOCS / "relit_portrait.png", box=box, width=480)
-    left, top, width, height = box         # the face, at the screen's own size
-    face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
-    window.screenshot(DOCS / "relit_face.png", box=face)
+    return pixels
