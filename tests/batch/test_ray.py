@@ -23,12 +23,15 @@ ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install 
 PHOTOS = 10
 
 
-def _actor_pids() -> list[int]:
+def _actor_pids(namespace: str) -> list[int]:
+    """This test's actor processes: those in its cluster's network namespace (another test run on
+    the machine may have a cluster, and actors, of its own)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"_PhotoActor" in (entry / "cmdline").read_bytes():
+                ours = os.readlink(entry / "ns" / "net") == namespace
+                if ours and b"_PhotoActor" in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
             except OSError:
                 continue
@@ -53,7 +56,7 @@ def test_a_ray_cluster_finishes_every_photo_once_though_a_worker_dies(tmp_path, 
             assert cluster.poll() is None, (tmp_path / "batch.log").read_text()[-3000:]
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        victims = _actor_pids()
+        victims = _actor_pids(os.readlink(f"/proc/{cluster.pid}/ns/net"))
         assert victims, "no actor process found to kill"
         os.kill(victims[0], signal.SIGKILL)
         cluster.wait(timeout=900)
