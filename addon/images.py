@@ -136,7 +136,8 @@ def store_assets(source_name: str, *, albedo: np.ndarray | None, height: np.ndar
         albedo = np.asarray(albedo, np.float32)
         if save_beside:
             path = os.path.join(save_beside, f"{name}.png")
-            write_png(path, np.round(linear_to_srgb(albedo) * 65535).astype(np.uint16))
+            # clipped: an albedo above 1 (a highlight divided by its shading) would wrap around in 16 bits
+            write_png(path, np.round(np.clip(linear_to_srgb(albedo), 0, 1) * 65535).astype(np.uint16))
             image = _load_replacing(name, path, colorspace="sRGB")     # Blender linearises it
         else:
             image = store_linear_colour(name, albedo)

@@ -52,6 +52,17 @@ def test_saved_beside_the_albedo_is_an_srgb_16_bit_png_and_the_height_keeps_its_
     assert addon.images.height_range(bpy.data.images["anna_height"]) is not None
 
 
+def test_an_albedo_above_one_is_saved_clipped_not_wrapped(clean_file, addon, tmp_path):
+    """A highlight divided by its shading exceeds 1: in 16 bits it must stay white, not wrap to a
+    dark or green patch (as make demo's albedo showed)."""
+    albedo = np.full((32, 32, 3), 0.5, np.float32)
+    albedo[8:16, 8:16] = (1.4, 1.1, 2.0)
+    addon.images.store_assets("anna.png", albedo=albedo, height=None, light=None, photo_rows=32,
+                              save_beside=str(tmp_path))
+    stored = cv2.imread(str(tmp_path / "anna_albedo.png"), cv2.IMREAD_UNCHANGED)
+    assert (stored[8:16, 8:16] == 65535).all() and 45000 < stored[0, 0, 0] < 50000   # 0.5 -> sRGB 0.735
+
+
 def test_without_outputs_or_from_an_old_server_only_normals_and_mask_are_made(
         clean_file, addon, backend, astronaut, tmp_path):
     bpy = clean_file
