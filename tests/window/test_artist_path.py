@@ -90,6 +90,20 @@ def _status_bar(window, path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), float)
 
 
+BACKEND_FIELDS = ("backend_source", "address", "auto_start", "timeout", "setup_python", "torch_build",
+                  "index_url", "pip_args", "ca_bundle")
+
+
+@pytest.fixture(autouse=True)
+def backend_preferences_restored(estimated):
+    """The set-up and remove tests change the backend's preferences: every test leaves them as it
+    found them, so the others (in any order) still reach the module's backend."""
+    read = f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
+    saved = estimated.run(read + f"result = {{name: getattr(p, name) for name in {BACKEND_FIELDS!r}}}")
+    yield
+    estimated.run(read + f"for name, value in {saved!r}.items():\n    setattr(p, name, value)\nresult = None")
+
+
 def test_after_estimate_portrait_and_preview_need_no_going_back(estimated, folder):
     window = estimated
     _show_normal_map(window)

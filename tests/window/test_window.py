@@ -231,6 +231,8 @@ result = None
 
 def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
     window = with_normals
+    # from the upper left, whatever an earlier test left: the drag below ends right of the middle
+    window.run("C.scene.face_normals_relight.lights[0].direction = (-0.6, 0.4, 0.7); result = None")
     assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
     before = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
     start = window.run('result = screen_xy("IMAGE_EDITOR", 0.35, 0.5)')
