@@ -231,9 +231,9 @@ result = None
 
 def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
     window = with_normals
+    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"   # makes Light 1 if none
     # from the upper left, whatever an earlier test left: the drag below ends right of the middle
     window.run("C.scene.face_normals_relight.lights[0].direction = (-0.6, 0.4, 0.7); result = None")
-    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
     before = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
     start = window.run('result = screen_xy("IMAGE_EDITOR", 0.35, 0.5)')
     end = window.run('result = screen_xy("IMAGE_EDITOR", 0.65, 0.6)')
