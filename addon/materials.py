@@ -39,9 +39,7 @@ def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image
     if bsdf is None:
         raise ValueError(f"material '{material.name}' has no Principled BSDF to take the normals")
     x, y = bsdf.location
-    texture = find_or_add(tree, "ShaderNodeTexImage", NORMAL_TEXTURE, (x - 600, y - 350))
-    texture.image = normal_image
-    normal_image.colorspace_settings.name = "Non-Color"
+    texture = _data_texture(tree, NORMAL_TEXTURE, normal_image, (x - 600, y - 350))
     normal_map = find_or_add(tree, "ShaderNodeNormalMap", NORMAL_MAP, (x - 280, y - 350))
     normal_map.space = "TANGENT"
     normal_map.inputs["Strength"].default_value = strength
@@ -50,6 +48,14 @@ def apply_normal_map(material: bpy.types.Material, normal_image: bpy.types.Image
     _link(tree, normal_map.outputs["Normal"], bsdf.inputs["Normal"])
     _read_through_uv_map(tree, texture, uv_map)
     return normal_map
+
+
+def _data_texture(tree, name: str, image: bpy.types.Image, location) -> bpy.types.Node:
+    """The Image Texture node `name` (found or added) reading `image` as data (Non-Color)."""
+    texture = find_or_add(tree, "ShaderNodeTexImage", name, location)
+    texture.image = image
+    image.colorspace_settings.name = "Non-Color"
+    return texture
 
 
 def apply_base_colour(material: bpy.types.Material, photo: bpy.types.Image, uv_map: str = "") -> None:
@@ -73,9 +79,7 @@ def apply_height(material: bpy.types.Material, height_image: bpy.types.Image, *,
     output = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial" and n.is_active_output),
                   None) or find_or_add(tree, "ShaderNodeOutputMaterial", "Material Output", (300, 0))
     x, y = output.location
-    texture = find_or_add(tree, "ShaderNodeTexImage", HEIGHT_TEXTURE, (x - 600, y - 450))
-    texture.image = height_image
-    height_image.colorspace_settings.name = "Non-Color"
+    texture = _data_texture(tree, HEIGHT_TEXTURE, height_image, (x - 600, y - 450))
     displacement = find_or_add(tree, "ShaderNodeDisplacement", DISPLACEMENT, (x - 250, y - 450))
     displacement.space = "OBJECT"
     span = high - low
