@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="render synthetic pairs and train both networks")
     train.add_argument("--data", help="the ICT-FaceKit folder (needed unless --recipe is given)")
-    train.add_argument("--recipe", choices=("gpu", "tiny"),
+    train.add_argument("--recipe", choices=("gpu", "cpu", "tiny"),
                        help="train the v3 models (fast and quality) by a prepared recipe: renders, "
                             "trains, evaluates and writes everything into --output (a folder); gpu: "
-                            "the ~9-minute run for one large GPU; tiny: the same path in seconds")
+                            "the ~9-minute run for one large GPU; cpu: 256^2 crops, ~70 min on an "
+                            "idle 2-core machine; tiny: the same path in seconds")
     train.add_argument("--inputs", help="with --recipe: the folder tools/pack_training_inputs.py wrote "
                                         "(the head model and the packed portraits)")
     train.add_argument("--photos", help="a folder of real face photos for the unpaired path")
