@@ -16,9 +16,10 @@ GRACE_SECONDS = 15.0      # the server answers or cancels what it holds, then ex
 
 
 def launch(prefs, python: str | list[str], log_path: str | Path) -> ServerProcess:
-    """Start `<python> -m backend serve` at the preferences' address, with their extra arguments
-    and idle timeout, and return at once (`ServerProcess.ready()` says when it answers)."""
-    extra = shlex.split(prefs.backend_args)
+    """Start `<python> -m backend serve` at the preferences' address, with their model, extra
+    arguments and idle timeout, and return at once (`ServerProcess.ready()` says when it answers)."""
+    extra = [] if prefs.model == "AUTO" else ["--model", prefs.model.lower()]
+    extra += shlex.split(prefs.backend_args)
     if prefs.idle_timeout > 0:
         extra += ["--idle-timeout", str(prefs.idle_timeout)]
     process = ServerProcess(python=python, address=prefs.address, extra_args=tuple(extra), log_path=log_path)

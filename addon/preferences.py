@@ -18,6 +18,12 @@ TORCH_BUILDS = [("CPU", "CPU", "PyTorch's CPU build (download.pytorch.org/whl/cp
                                               "several GB, for an NVIDIA GPU"),
                 ("INDEX", "As the Index Serves", "Whatever the package index and pip's own configuration give")]
 
+MODELS = [("AUTO", "Automatic", "The backend's default for its device: the fast v3 model on a CPU, the "
+                                "quality one on a GPU, once their weights ship (until then the 8th model)"),
+          ("FAST", "Fast", "The fast v3 model (serve --model fast): for CPUs"),
+          ("QUALITY", "Quality", "The quality v3 model (serve --model quality): sharper, for GPUs; "
+                                 "on a CPU about 4x the fast one's time")]
+
 
 class FaceNormalsPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
@@ -48,6 +54,8 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
         name="Backend Python", default="python3",
         description="Python (or a command running one) with the face-normals backend installed: "
                     "it runs `<command> -m backend serve`")
+    model: EnumProperty(name="Model", items=MODELS, default="AUTO",
+                        description="Which model a backend the add-on starts runs")
     backend_args: StringProperty(name="Backend Arguments", default="",
                                  description="Extra arguments for `serve`, e.g. --device cpu "
                                              "or --weights FILE")
@@ -98,7 +106,7 @@ class FaceNormalsPreferences(bpy.types.AddonPreferences):
                 box.label(text="An NVIDIA GPU is present: PyTorch 'NVIDIA GPU (CUDA)' would use it", icon="INFO")
             for name in ("setup_python", "index_url", "ca_bundle", "wheel_folder", "pip_args"):
                 box.prop(self, name)
-        for name in ("address", "auto_start", "backend_args", "timeout", "idle_timeout",
+        for name in ("address", "auto_start", "model", "backend_args", "timeout", "idle_timeout",
                      "convention", "save_mode", "max_size"):
             layout.prop(self, name)
 

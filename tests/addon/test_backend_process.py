@@ -27,7 +27,7 @@ STAND_IN = ("import signal, sys, time\n"
 def prefs(**changes) -> SimpleNamespace:
     """The add-on preferences launch() reads (a stand-in for Blender's AddonPreferences)."""
     return SimpleNamespace(**{"address": "tcp://127.0.0.1:0", "backend_args": "--device cpu",
-                              "idle_timeout": 0, **changes})
+                              "idle_timeout": 0, "model": "AUTO", **changes})
 
 
 def started(tmp_path: Path, handler: str = "SIG_DFL", **changes):
@@ -52,6 +52,13 @@ def test_launch_passes_the_preferences_to_serve(tmp_path):
     process, log = started(tmp_path, idle_timeout=300)
     assert log.read_text().splitlines()[0] == \
         "-m backend serve --bind tcp://127.0.0.1:0 --device cpu --idle-timeout 300"
+    stop(process, grace=60)
+
+
+def test_launch_passes_the_chosen_model(tmp_path):
+    process, log = started(tmp_path, model="QUALITY")
+    assert log.read_text().splitlines()[0] == \
+        "-m backend serve --bind tcp://127.0.0.1:0 --model quality --device cpu"
     stop(process, grace=60)
 
 
