@@ -44,6 +44,17 @@ def folder() -> Path:
 
 
 @pytest.fixture(scope="module")
+def screenshots(folder) -> Path:
+    """Where the tests put the screenshots the docs show: $FACE_NORMALS_SCREENSHOTS when set
+    (`make screenshots`: docs/screenshots), else the run's folder, so a test run leaves the
+    checkout as it found it."""
+    chosen = os.environ.get("FACE_NORMALS_SCREENSHOTS")
+    path = Path(chosen).resolve() if chosen else folder / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
 def window(chroot, folder):
     window = Window(chroot, folder / "blender")
     yield window

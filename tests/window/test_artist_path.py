@@ -5,7 +5,8 @@ person estimated with Detect Faces off; Set Up Backend with Debian's own Python 
 against an HTTPS index whose certificate is not trusted; Remove Backend with its confirmation.
 
 Each test starts from what the module's fixture made (the add-on installed, the astronaut
-estimated) and leaves the preview stopped; the screenshots go to docs/screenshots."""
+estimated) and leaves the preview stopped; the screenshots go to the `screenshots` fixture's folder
+(docs/screenshots under `make screenshots`)."""
 from __future__ import annotations
 
 import time
@@ -21,7 +22,6 @@ from .window import HEIGHT, WIDTH
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CONFIRM_BLUE = (71, 114, 179)      # the default theme's colour of a confirmation's button
 
 
@@ -102,7 +102,7 @@ with ui("IMAGE_EDITOR"):
     assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut_relit"
 
 
-def test_the_preview_from_the_sidebar_keeps_the_sidebars_clicks(estimated, folder):
+def test_the_preview_from_the_sidebar_keeps_the_sidebars_clicks(estimated, folder, screenshots):
     """Started from the normal map with the sidebar's button; the status bar says what to do; a
     click on Add Light adds a light and leaves Light 1 where it was; a drag on the image moves it."""
     window = estimated
@@ -126,9 +126,9 @@ with ui("IMAGE_EDITOR", "UI"):                       # where the Preview button 
         time.sleep(1.0)
         status = _status_bar(window, folder / "preview_status.png")
         assert status.std() > 5
-        Image.open(folder / "preview_status.png").save(DOCS / "relight_preview_status_bar.png")
+        Image.open(folder / "preview_status.png").save(screenshots / "relight_preview_status_bar.png")
         box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-        window.screenshot(DOCS / "relight_preview_sidebar.png", box=(box[0], box[1], box[2], min(box[3], 700)))
+        window.screenshot(screenshots / "relight_preview_sidebar.png", box=(box[0], box[1], box[2], min(box[3], 700)))
         start = window.run('result = screen_xy("IMAGE_EDITOR", 0.3, 0.5)')
         end = window.run('result = screen_xy("IMAGE_EDITOR", 0.45, 0.6)')
         window.drag(tuple(start), tuple(end))
@@ -143,7 +143,7 @@ with ui("IMAGE_EDITOR", "UI"):                       # where the Preview button 
                           ".FACE_NORMALS_OT_relight_preview.running()")
 
 
-def test_no_person_with_detect_faces_off_is_a_warning(estimated, folder):
+def test_no_person_with_detect_faces_off_is_a_warning(estimated, folder, screenshots):
     window = estimated
     grey = folder / "grey.png"
     Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(grey)
@@ -157,7 +157,7 @@ def test_no_person_with_detect_faces_off_is_a_warning(estimated, folder):
         assert any("no person in this image" in line for line in told[-3:]), told[-3:]
         window.park_pointer()
         time.sleep(1.0)
-        _status_bar(window, DOCS / "no_person_warning.png")
+        _status_bar(window, screenshots / "no_person_warning.png")
     finally:
         window.run("C.scene.face_normals.detect = True; result = None")
 
@@ -188,7 +188,7 @@ with bpy.context.temp_override(window=prefs_window, area=area, region=region):
 """)
 
 
-def test_set_up_with_debians_python_and_an_untrusted_index(estimated, folder):
+def test_set_up_with_debians_python_and_an_untrusted_index(estimated, folder, screenshots):
     """The chroot's Python is Debian's without python3-venv; the index's certificate is self-signed:
     the panel names the Python and the certificate failure, and its advice (the Certificate
     Bundle) gets pip past the certificate."""
@@ -212,7 +212,7 @@ result = str(bpy.ops.face_normals.setup_backend("INVOKE_DEFAULT"))
                 'result = log["ended"] > log["ended_before"]'):
             texts = [text for _, text in window.run('result = log["progress"]')]
             if any("installing pip" in text or "resolving" in text for text in texts):
-                shot = _status_bar(window, DOCS / "setup_status_bar.png")
+                shot = _status_bar(window, screenshots / "setup_status_bar.png")
             time.sleep(0.1)
         wait_job(window, timeout=180)
         state = window.run(f"""
@@ -225,7 +225,7 @@ result = STATE.error, STATE.python
         assert "without ensurepip" in python, python
         assert not asked
         time.sleep(1.0)
-        window.screenshot(DOCS / "setup_certificate.png")
+        window.screenshot(screenshots / "setup_certificate.png")
         # the advice: the index's CA bundle in the field made for it
         window.run(f"""
 bpy.context.preferences.addons[{ADDON!r}].preferences.ca_bundle = {str(certificate)!r}
@@ -243,7 +243,7 @@ result = str(bpy.ops.face_normals.setup_backend("INVOKE_DEFAULT"))
     assert any("installing pip into the environment" in text for text in progress), progress
 
 
-def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder):
+def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder, screenshots):
     window = estimated
     folder_exists = f"__import__({ADDON + '.environment'!r}, fromlist=['x']).folder().exists()"
     if not window.run(f"result = {folder_exists}"):       # a half-made environment counts
@@ -263,7 +263,7 @@ result = str(bpy.ops.face_normals.remove_backend("INVOKE_DEFAULT"))
     assert len(confirm) > 200, "no confirmation"
     top, left = confirm.min(0)
     bottom, right = confirm.max(0)
-    window.screenshot(DOCS / "remove_confirmation.png",
+    window.screenshot(screenshots / "remove_confirmation.png",
                       box=(max(0, left - 420), top - 90, right - max(0, left - 420) + 20, bottom - top + 110))
     assert window.run(f"result = {folder_exists}")             # nothing removed before the answer
     window.click((left + right) // 2, (top + bottom) // 2)
@@ -284,4 +284,4 @@ result = str(bpy.ops.face_normals.remove_backend("INVOKE_DEFAULT"))
     window.park_pointer()
     time.sleep(1.0)
     box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-    window.screenshot(DOCS / "sidebar_not_set_up.png", box=(box[0], box[1], box[2], 160))
+    window.screenshot(screenshots / "sidebar_not_set_up.png", box=(box[0], box[1], box[2], 160))

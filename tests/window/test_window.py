@@ -4,11 +4,11 @@ modal path with real mouse and keys (xdotool).  The tests share one window; each
 needs through fixtures (the add-on installed, in conftest.py; below, the preferences, the photo and
 its normal map), so any one runs alone and in any order.
 
-Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
-a relit portrait and its face, the portrait with its key light on the left and on the right), so
-the README's pictures are what this test saw.  Set
-FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder (every screenshot, Blender's and the
-backend's logs) under /tmp."""
+Takes the screenshots the README shows (the panels, the status bar while estimating, the relight
+preview, a relit portrait and its face, the portrait with its key light on the left and on the
+right) into the `screenshots` fixture's folder: docs/screenshots under `make screenshots`, so the
+README's pictures are what this test saw.  Set FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder
+(every screenshot, Blender's and the backend's logs) under /tmp."""
 from __future__ import annotations
 
 import re
@@ -24,7 +24,6 @@ from .window import HEIGHT
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # The UI promise, measured on every failure path (printed) and bounded generously: the machines
 # that run these tests are shared and loaded, and a bound near the measurement would fail for the
 # load, not for a defect.  The add-on's own invoke and modal steps take ~1 ms; STALL is far above
@@ -91,7 +90,7 @@ def test_installs_through_blenders_installer(installed):
     assert installed.run("result = hasattr(bpy.types, 'FACE_NORMALS_OT_estimate')")
 
 
-def test_estimate_shows_progress_during_the_network_pass(astronaut_shown, photos, folder):
+def test_estimate_shows_progress_during_the_network_pass(astronaut_shown, photos, folder, screenshots):
     window = astronaut_shown
     window.run("""
 with ui("IMAGE_EDITOR"):
@@ -118,8 +117,7 @@ result = None
     assert any("Made portrait_0_normal" in line for line in reports(window)), reports(window)
     status = np.asarray(Image.open(shot).convert("L"))[-24:, :700]    # the status bar's text is there
     assert status.std() > 5, "the status bar is empty while estimating"
-    DOCS.mkdir(parents=True, exist_ok=True)
-    Image.open(shot).crop((0, HEIGHT - 26, 700, HEIGHT)).save(DOCS / "status_bar.png")
+    Image.open(shot).crop((0, HEIGHT - 26, 700, HEIGHT)).save(screenshots / "status_bar.png")
 
     # one photo from the Image Editor: the result is shown, and the sidebar says Connected
     show(window, "astronaut.png")
@@ -131,7 +129,7 @@ result = None
     window.park_pointer()
     time.sleep(1.0)
     box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-    window.screenshot(DOCS / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
+    window.screenshot(screenshots / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
 
 
 def test_escape_cancels_and_the_next_run_works(astronaut_shown, photos):
@@ -174,7 +172,7 @@ def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
     assert after[0] > 0.05, after        # the drag ended right of the middle: the light is to the right
 
 
-def test_preview_pixels_match_the_bake(with_normals, folder):
+def test_preview_pixels_match_the_bake(with_normals, folder, screenshots):
     """The preview and the baked <photo>_relit shown in its place, screenshot for screenshot: the
     issue saw the preview sRGB-encoded twice (suit 207,90,50 as 229,154,117)."""
     window = with_normals
@@ -208,7 +206,7 @@ result = None
     assert np.abs(difference).mean() < 4 and np.median(np.abs(difference)) < 3, message
     assert abs(difference.mean()) < 3, message
     thumbnail = Image.fromarray(preview.astype(np.uint8)).resize((width // 3, height // 3))
-    thumbnail.save(DOCS / "relight_preview.png")
+    thumbnail.save(screenshots / "relight_preview.png")
 
 
 def _blocks(pixels: np.ndarray, size: int = 8) -> np.ndarray:
@@ -264,7 +262,7 @@ def test_not_an_image(on_backend, photos):
                           directory=str(photos["text"].parent) + "/", files=[{"name": photos["text"].name}])
 
 
-def test_relit_portrait_in_material_preview(with_normals, folder):
+def test_relit_portrait_in_material_preview(with_normals, folder, screenshots):
     """Relightable Portrait with the key light to one side, in Material Preview through its camera
     (EEVEE's first shader compile on llvmpipe takes minutes)."""
     window = with_normals
@@ -273,10 +271,10 @@ def test_relit_portrait_in_material_preview(with_normals, folder):
         box = window.run('result = region_box("VIEW_3D")')
         pixels = _converged(window, folder, box)
         assert pixels.std() > 20, "the portrait did not draw"
-        window.screenshot(DOCS / "relit_portrait.png", box=box, width=480)
+        window.screenshot(screenshots / "relit_portrait.png", box=box, width=480)
         left, top, width, height = box         # the face, at the screen's own size
         face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
-        window.screenshot(DOCS / "relit_face.png", box=face)
+        window.screenshot(screenshots / "relit_face.png", box=face)
     finally:
         _back_to_the_image_editor(window)
 
@@ -286,7 +284,7 @@ def test_relit_portrait_in_material_preview(with_normals, folder):
 FACE_ROWS, FACE_SIDES = (90, 170), ((185, 222), (225, 262))
 
 
-def test_moving_the_key_light_relights_the_portraits_albedo(with_normals, folder):
+def test_moving_the_key_light_relights_the_portraits_albedo(with_normals, folder, screenshots):
     """The portrait's base colour is the astronaut's albedo; with the key light on the left its
     face's left side is the brighter one in Material Preview, and with the light turned to the
     right (from Blender's main thread, as a script or the light's rotation fields would) the
@@ -309,7 +307,7 @@ portrait.aim_light(bpy.data.objects["Face Portrait astronaut.png Key Light"], po
 result = None
 """)
             pixels = _converged(window, folder, box).mean(-1)
-            window.screenshot(DOCS / f"relit_portrait_light_{light.lower()}.png", box=box, width=480)
+            window.screenshot(screenshots / f"relit_portrait_light_{light.lower()}.png", box=box, width=480)
             sides[light] = [float(pixels[top:bottom, left:right].mean())
                             for top, bottom, left, right in _face_sides_on_screen(window)]
             print(f"key light {light}: the face's left side {sides[light][0]:.1f}, right side "
