@@ -9,7 +9,7 @@ BPY52 := .venv-bpy52/.installed
 # Blender 5.1+ runs Python 3.13: pyenv's, else one on PATH
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 
-.PHONY: demo test test-fast test-shuffled lint addon benchmark clean
+.PHONY: demo test test-fast test-shuffled screenshots lint addon benchmark clean
 
 demo: $(INSTALLED)
 	$(PY) -m backend.demo
@@ -26,6 +26,11 @@ test-shuffled: lint $(BPY42) $(BPY52)
 # the quick loop while working: no test that needs the shipped model, Blender renders or a window
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -m "not slow"
+
+# the window tests, their screenshots written into docs/screenshots (the README's and the docs'
+# pictures); every other run leaves them in its temporary folder, so a checkout stays clean
+screenshots: $(INSTALLED)
+	FACE_NORMALS_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/window
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -5,13 +5,17 @@ The units become a Ray Dataset (one row each, as JSON), mapped through an actor 
 (the model loaded once), writes the photos' files to the output folder (storage every node must
 see) and hands the records back; the driver appends them to the manifest as they stream in, so a
 record is written once even when Ray redoes a batch.  An actor that dies is restarted by Ray and
-the batch it held is run again (its files are rewritten whole, work.py).
+the batch it held is run again (its files are rewritten whole, work.py).  Ray's notices go to
+stderr, so the driver's stdout carries only what `batch` prints (its `--json` summary).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ray
@@ -30,6 +34,21 @@ def _unit_json(unit: Unit) -> str:
 def _unit(text: str) -> Unit:
     data = json.loads(text)
     return Unit(tuple(Frame(**frame) for frame in data["frames"]), data["clip"], data["video"])
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr meanwhile: Ray prints its notices (a worker that died)
+    to stdout from a thread of its own, and the processes `ray.init` starts inherit the descriptor."""
+    sys.stdout.flush()
+    stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()           # what Ray left in Python's buffer still goes to stderr
+        os.dup2(stdout, 1)
+        os.close(stdout)
 
 
 class _PhotoActor:
@@ -62,27 +81,28 @@ class RayPool:
             ray.init(address=self.address, runtime_env=env, log_to_driver=False)
 
     def run(self, units: list[Unit], on_record: Callable[[dict], None], stopping: Callable[[], bool]) -> None:
-        self._connect()
-        try:
-            resources = ray.cluster_resources()
-            gpus = int(resources.get("GPU", 0))
-            threads = self.settings.threads or 1
-            cpus, gpus_each = (1, 1) if gpus else (threads, 0)
-            if gpus:
-                size = self.workers or gpus
-            else:
-                size = self.workers or max(1, int((resources.get("CPU", 1) - CPUS_LEFT_FOR_READING) // threads))
-            size = min(size, len(units))
-            dataset = ray.data.from_items([{"unit": _unit_json(unit)} for unit in units],
-                                          override_num_blocks=len(units))
-            records = dataset.map_batches(_PhotoActor, fn_constructor_kwargs={"settings": self.settings},
-                                          batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
-                                          num_cpus=cpus, num_gpus=gpus_each)
-            for row in records.iter_rows():
-                on_record(json.loads(row["record"]))
-                if stopping():
-                    break
-        except ray.exceptions.RayError as error:    # e.g. every actor failing to load the model
-            raise BatchError(f"the Ray run failed: {str(error).strip().splitlines()[-1]}") from None
-        finally:
-            ray.shutdown()
+        with _stdout_to_stderr():
+            self._connect()
+            try:
+                resources = ray.cluster_resources()
+                gpus = int(resources.get("GPU", 0))
+                threads = self.settings.threads or 1
+                cpus, gpus_each = (1, 1) if gpus else (threads, 0)
+                if gpus:
+                    size = self.workers or gpus
+                else:
+                    size = self.workers or max(1, int((resources.get("CPU", 1) - CPUS_LEFT_FOR_READING) // threads))
+                size = min(size, len(units))
+                dataset = ray.data.from_items([{"unit": _unit_json(unit)} for unit in units],
+                                              override_num_blocks=len(units))
+                records = dataset.map_batches(_PhotoActor, fn_constructor_kwargs={"settings": self.settings},
+                                              batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
+                                              num_cpus=cpus, num_gpus=gpus_each)
+                for row in records.iter_rows():
+                    on_record(json.loads(row["record"]))
+                    if stopping():
+                        break
+            except ray.exceptions.RayError as error:    # e.g. every actor failing to load the model
+                raise BatchError(f"the Ray run failed: {str(error).strip().splitlines()[-1]}") from None
+            finally:
+                ray.shutdown()

@@ -55,11 +55,6 @@ def batch_command(*args: object) -> list[str]:
     return [sys.executable, "-m", "backend", "batch", *map(str, args)]
 
 
-def summary_from_stdout(text: str) -> dict:
-    """The `--json` summary; under Ray, the raylet's notices (a worker that died) come before it."""
-    return json.loads(text if text.startswith("{") else text[text.index("\n{\n") + 1:])
-
-
 def namespace_works() -> bool:
     if not shutil.which("unshare"):
         return False
@@ -94,7 +89,7 @@ def _local(photos: Path, out: Path, common: list[object], workers: int) -> dict:
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"batch --workers {workers} failed: {done.stderr[-2000:]}")
-    return summary_from_stdout(done.stdout)
+    return json.loads(done.stdout)
 
 
 def _ray(photos: Path, out: Path, common: list[object], workers: int) -> dict:
@@ -109,7 +104,7 @@ def _ray(photos: Path, out: Path, common: list[object], workers: int) -> dict:
         shutil.rmtree(temp, ignore_errors=True)
     if (logs / "rc").read_text().strip() != "0":
         raise RuntimeError(f"batch --ray failed: {(logs / 'batch.log').read_text()[-2000:]}")
-    return summary_from_stdout((logs / "summary.json").read_text())
+    return json.loads((logs / "summary.json").read_text())
 
 
 def measure(photos: int, size: int, *, weights: str | None = None, ray: bool = True) -> dict:

@@ -58,8 +58,8 @@ where a number is due or a number where a bool is due are refused, nothing is co
                 "convention" choose the files, "normals_dtype" does not apply: files hold 16-bit
                 normals).  A path that is not absolute is refused ("bad_message": the server's
                 working folder is no business of the client's).  The server runs one batch at a
-                time (another is answered "busy"), and accepts the kind only from loopback or
-                CURVE-authenticated peers (else "forbidden").  While it runs the server sends
+                time (another is answered "busy"); only peers on its machine or holding a
+                CURVE key can ask, as for every kind.  While it runs the server sends
                 {"kind": "progress", "done": photos finished, "total", "failed": how many of
                 those failed}; the reply is {"kind": "batch", "summary": {"done", "skipped",
                 "failed": {input: "code: message"}, "left", "seconds", "photos_per_second",
@@ -111,7 +111,7 @@ DTYPES = ("uint8", "uint16", "float16", "float32")
 KINDS = ("info", "estimate", "cancel", "ping", "batch")
 REQUEST_FIELDS = ("protocol", "id", "kind", "options", "frames")
 ERROR_CODES = ("bad_message", "bad_version", "unknown_kind", "too_large", "bad_image", "no_face",
-               "busy", "cancelled", "shutting_down", "internal", "forbidden")
+               "busy", "cancelled", "shutting_down", "internal")
 HEARTBEAT_SECONDS = 1.0
 MAX_ID_CHARS = 200
 MAX_PATH_CHARS = 4096       # one path of a batch request

@@ -1,5 +1,5 @@
-"""A real Blender window (tests/window/window.py), the extension built by `make addon`, and a
-backend outside the chroot on loopback (the chroot shares the host's network)."""
+"""A real Blender window (tests/window/window.py), the extension built by `make addon` installed
+in it, and a backend outside the chroot on loopback (the chroot shares the host's network)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .steps import ADDON
 from .window import SetupUnavailable, Window, set_up, tear_down
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,17 @@ def folder() -> Path:
 
 
 @pytest.fixture(scope="module")
+def screenshots(folder) -> Path:
+    """Where the tests put the screenshots the docs show: $FACE_NORMALS_SCREENSHOTS when set
+    (`make screenshots`: docs/screenshots), else the run's folder, so a test run leaves the
+    checkout as it found it."""
+    chosen = os.environ.get("FACE_NORMALS_SCREENSHOTS")
+    path = Path(chosen).resolve() if chosen else folder / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
 def window(chroot, folder):
     window = Window(chroot, folder / "blender")
     yield window
@@ -59,6 +71,30 @@ def zip_313(folder) -> Path:
     copy = folder / built.name
     copy.write_bytes(built.read_bytes())
     return copy
+
+
+@pytest.fixture(scope="module")
+def installed(window, zip_313):
+    """The extension installed from Install from Disk's operator in the window, its jobs watched
+    (control.py), and the layout every test uses: an Image Editor with its sidebar, and the Info
+    editor where the reports are read."""
+    assert window.run(f"""
+bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
+                                         enable_on_install=True)
+result = {ADDON!r} in bpy.context.preferences.addons
+""", timeout=120)
+    window.run("""
+watch_addon()
+for area in bpy.context.window_manager.windows[0].screen.areas:
+    if area.type == "VIEW_3D":
+        area.type = "IMAGE_EDITOR"
+    elif area.type == "DOPESHEET_EDITOR":
+        area.type = "INFO"
+area_of("IMAGE_EDITOR").spaces.active.show_region_ui = True
+result = None
+""")
+    window.key("Escape", 700, 950)          # the splash screen's Quick Setup takes the first key
+    return window
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ person estimated with Detect Faces off; Set Up Backend with Debian's own Python 
 against an HTTPS index whose certificate is not trusted; Remove Backend with its confirmation.
 
 Each test starts from what the module's fixture made (the add-on installed, the astronaut
-estimated) and leaves the preview stopped; the screenshots go to docs/screenshots."""
+estimated) and leaves the preview stopped; the screenshots go to the `screenshots` fixture's folder
+(docs/screenshots under `make screenshots`)."""
 from __future__ import annotations
 
 import time
@@ -16,60 +17,38 @@ import pytest
 from hostile_hosts import untrusted_https_index
 from PIL import Image
 
-from .test_window import _invoke, _reports, _show, _wait_job
+from .steps import ADDON, invoke, reports, set_preferences, show, show_sidebar_tab, wait_job
 from .window import HEIGHT, WIDTH
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ADDON = "bl_ext.user_default.face_normals"
-PACKAGE = "bl_ext.user_default.face_normals"
 CONFIRM_BLUE = (71, 114, 179)      # the default theme's colour of a confirmation's button
 
 
 @pytest.fixture(scope="module")
-def estimated(window, zip_313, backend, folder, astronaut):
-    """The add-on installed from its zip, the Image Editor beside an Info editor, and the
-    astronaut estimated: the editor shows astronaut_normal, as after a click on Estimate."""
+def estimated(installed, backend, folder, astronaut):
+    """The add-on at the module's backend and the astronaut estimated: the editor shows
+    astronaut_normal, as after a click on Estimate, with the sidebar on the add-on's tab."""
+    window = installed
     photo = folder / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
-    assert window.run(f"""
-bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
-                                         enable_on_install=True)
-result = {ADDON!r} in bpy.context.preferences.addons
-""", timeout=120)
+    set_preferences(window, address=backend, auto_start=False, timeout=2.0)
     window.run(f"""
-watch_addon()
-for area in bpy.context.window_manager.windows[0].screen.areas:
-    if area.type == "VIEW_3D":
-        area.type = "IMAGE_EDITOR"
-    elif area.type == "DOPESHEET_EDITOR":
-        area.type = "INFO"
-space = area_of("IMAGE_EDITOR").spaces.active
-space.show_region_ui = True
-prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
-prefs.address, prefs.auto_start, prefs.timeout = {backend!r}, False, 2.0
-space.image = bpy.data.images.load({str(photo)!r})
+area_of("IMAGE_EDITOR").spaces.active.image = bpy.data.images.load({str(photo)!r})
 with ui("IMAGE_EDITOR"):
     bpy.ops.image.view_all(fit_view=True)
 result = None
 """)
-    window.key("Escape", 700, 950)          # the splash screen's Quick Setup takes the first key
     time.sleep(1.0)                          # the sidebar's tabs exist once it was drawn
-    window.run("""
-region = next(r for r in area_of("IMAGE_EDITOR").regions if r.type == "UI")
-region.active_panel_category = "Face Normals"
-area_of("IMAGE_EDITOR").tag_redraw()
-result = None
-""")
-    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
-    _wait_job(window)
+    show_sidebar_tab(window)
+    assert invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    wait_job(window)
     assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut_normal"
     return window
 
 
 def _show_normal_map(window) -> None:
-    _show(window, "astronaut_normal")
+    show(window, "astronaut_normal")
 
 
 def _find_button(window, area: str, command: str, region: str = "UI") -> tuple[int, int]:
@@ -104,13 +83,22 @@ def backend_preferences_restored(estimated):
     estimated.run(read + f"for name, value in {saved!r}.items():\n    setattr(p, name, value)\nresult = None")
 
 
+@pytest.fixture(autouse=True)
+def preferences_window_closed(estimated):
+    """The Preferences window a test opened is closed after it: left open, it covers the main
+    window's sidebar, where the tests that run after it (in any order) click."""
+    yield
+    if estimated.run("result = len(bpy.context.window_manager.windows)") > 1:
+        _in_preferences(estimated, "bpy.ops.wm.window_close()\nresult = None")
+
+
 def test_after_estimate_portrait_and_preview_need_no_going_back(estimated, folder):
     window = estimated
     _show_normal_map(window)
-    assert _invoke(window, "face_normals.relightable_portrait", area="IMAGE_EDITOR") == "{'FINISHED'}"
+    assert invoke(window, "face_normals.relightable_portrait", area="IMAGE_EDITOR") == "{'FINISHED'}"
     assert window.run('result = len(bpy.data.collections["Face Portrait astronaut.png"].objects)') >= 3
     _show_normal_map(window)
-    assert _invoke(window, "face_normals.apply_to_material") == "{'FINISHED'}"
+    assert invoke(window, "face_normals.apply_to_material") == "{'FINISHED'}"
     assert window.run("""
 nodes = bpy.data.objects["Cube"].active_material.node_tree.nodes
 result = sorted(n.image.name for n in nodes if n.bl_idname == "ShaderNodeTexImage")
@@ -123,7 +111,7 @@ with ui("IMAGE_EDITOR"):
     assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut_relit"
 
 
-def test_the_preview_from_the_sidebar_keeps_the_sidebars_clicks(estimated, folder):
+def test_the_preview_from_the_sidebar_keeps_the_sidebars_clicks(estimated, folder, screenshots):
     """Started from the normal map with the sidebar's button; the status bar says what to do; a
     click on Add Light adds a light and leaves Light 1 where it was; a drag on the image moves it."""
     window = estimated
@@ -134,7 +122,7 @@ with ui("IMAGE_EDITOR", "UI"):                       # where the Preview button 
 """) == "{'RUNNING_MODAL'}"
     try:
         assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut.png"
-        assert window.run(f"result = __import__({PACKAGE + '.relight'!r}, fromlist=['x'])"
+        assert window.run(f"result = __import__({ADDON + '.relight'!r}, fromlist=['x'])"
                           ".FACE_NORMALS_OT_relight_preview.running()")
         add_light = _find_button(window, "IMAGE_EDITOR", "relight_light_add")   # keys pass through too
         lights = window.run("result = len(C.scene.face_normals_relight.lights)")
@@ -147,9 +135,9 @@ with ui("IMAGE_EDITOR", "UI"):                       # where the Preview button 
         time.sleep(1.0)
         status = _status_bar(window, folder / "preview_status.png")
         assert status.std() > 5
-        Image.open(folder / "preview_status.png").save(DOCS / "relight_preview_status_bar.png")
+        Image.open(folder / "preview_status.png").save(screenshots / "relight_preview_status_bar.png")
         box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-        window.screenshot(DOCS / "relight_preview_sidebar.png", box=(box[0], box[1], box[2], min(box[3], 700)))
+        window.screenshot(screenshots / "relight_preview_sidebar.png", box=(box[0], box[1], box[2], min(box[3], 700)))
         start = window.run('result = screen_xy("IMAGE_EDITOR", 0.3, 0.5)')
         end = window.run('result = screen_xy("IMAGE_EDITOR", 0.45, 0.6)')
         window.drag(tuple(start), tuple(end))
@@ -160,25 +148,25 @@ with ui("IMAGE_EDITOR", "UI"):                       # where the Preview button 
         x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
         window.key("Escape", x, y)
     time.sleep(0.3)
-    assert not window.run(f"result = __import__({PACKAGE + '.relight'!r}, fromlist=['x'])"
+    assert not window.run(f"result = __import__({ADDON + '.relight'!r}, fromlist=['x'])"
                           ".FACE_NORMALS_OT_relight_preview.running()")
 
 
-def test_no_person_with_detect_faces_off_is_a_warning(estimated, folder):
+def test_no_person_with_detect_faces_off_is_a_warning(estimated, folder, screenshots):
     window = estimated
     grey = folder / "grey.png"
     Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(grey)
     window.run(f'bpy.data.images.load({str(grey)!r}); result = None')
-    _show(window, "grey.png")
+    show(window, "grey.png")
     window.run("C.scene.face_normals.detect = False; result = None")
     try:
-        assert _invoke(window, "face_normals.estimate", detect=False) == "{'RUNNING_MODAL'}"
-        _wait_job(window)
-        told = _reports(window)
+        assert invoke(window, "face_normals.estimate", detect=False) == "{'RUNNING_MODAL'}"
+        wait_job(window)
+        told = reports(window)
         assert any("no person in this image" in line for line in told[-3:]), told[-3:]
         window.park_pointer()
         time.sleep(1.0)
-        _status_bar(window, DOCS / "no_person_warning.png")
+        _status_bar(window, screenshots / "no_person_warning.png")
     finally:
         window.run("C.scene.face_normals.detect = True; result = None")
 
@@ -192,7 +180,7 @@ bpy.context.window_manager.addon_search = "Face Normals"
 result = None
 """)
     assert window.wait_for("len(bpy.context.window_manager.windows) > 1", timeout=20)
-    _in_preferences(window, f"bpy.ops.preferences.addon_expand(module={PACKAGE!r})\nresult = None")
+    _in_preferences(window, f"bpy.ops.preferences.addon_expand(module={ADDON!r})\nresult = None")
     # no window manager under Xvfb: the Preferences open small, over the main window's right side
     window.tool("xdotool", "search", "--name", "Preferences", "windowmove", "%@", "560", "0")
     window.tool("xdotool", "search", "--name", "Preferences", "windowsize", "%@", "1040", "940")
@@ -209,7 +197,7 @@ with bpy.context.temp_override(window=prefs_window, area=area, region=region):
 """)
 
 
-def test_set_up_with_debians_python_and_an_untrusted_index(estimated, folder):
+def test_set_up_with_debians_python_and_an_untrusted_index(estimated, folder, screenshots):
     """The chroot's Python is Debian's without python3-venv; the index's certificate is self-signed:
     the panel names the Python and the certificate failure, and its advice (the Certificate
     Bundle) gets pip past the certificate."""
@@ -233,11 +221,11 @@ result = str(bpy.ops.face_normals.setup_backend("INVOKE_DEFAULT"))
                 'result = log["ended"] > log["ended_before"]'):
             texts = [text for _, text in window.run('result = log["progress"]')]
             if any("installing pip" in text or "resolving" in text for text in texts):
-                shot = _status_bar(window, DOCS / "setup_status_bar.png")
+                shot = _status_bar(window, screenshots / "setup_status_bar.png")
             time.sleep(0.1)
-        _wait_job(window, timeout=180)
+        wait_job(window, timeout=180)
         state = window.run(f"""
-from {PACKAGE}.backend_setup import STATE
+from {ADDON}.backend_setup import STATE
 result = STATE.error, STATE.python
 """)
         print("set-up:", state)
@@ -246,7 +234,7 @@ result = STATE.error, STATE.python
         assert "without ensurepip" in python, python
         assert not asked
         time.sleep(1.0)
-        window.screenshot(DOCS / "setup_certificate.png")
+        window.screenshot(screenshots / "setup_certificate.png")
         # the advice: the index's CA bundle in the field made for it
         window.run(f"""
 bpy.context.preferences.addons[{ADDON!r}].preferences.ca_bundle = {str(certificate)!r}
@@ -256,21 +244,20 @@ result = None
 log["ended_before"] = log["ended"]
 result = str(bpy.ops.face_normals.setup_backend("INVOKE_DEFAULT"))
 """)
-        _wait_job(window, timeout=180)
-        error = window.run(f"from {PACKAGE}.backend_setup import STATE\nresult = STATE.error")
+        wait_job(window, timeout=180)
+        error = window.run(f"from {ADDON}.backend_setup import STATE\nresult = STATE.error")
         print("with the bundle:", error)
         assert asked and "certificate" not in error.lower() and f"{url} gave no" in error
     progress = [text for _, text in window.run('result = log["progress"]')]
     assert any("installing pip into the environment" in text for text in progress), progress
 
 
-def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder):
+def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder, screenshots):
     window = estimated
-    folder_exists = f"__import__({PACKAGE + '.environment'!r}, fromlist=['x']).folder().exists()"
+    folder_exists = f"__import__({ADDON + '.environment'!r}, fromlist=['x']).folder().exists()"
     if not window.run(f"result = {folder_exists}"):       # a half-made environment counts
-        window.run(f"__import__({PACKAGE + '.environment'!r}, fromlist=['x']).folder().mkdir(); result = None")
-    if window.run("result = len(bpy.context.window_manager.windows)") < 2:
-        _open_preferences(window)
+        window.run(f"__import__({ADDON + '.environment'!r}, fromlist=['x']).folder().mkdir(); result = None")
+    _open_preferences(window)
     x, y = 1100, 500                                    # over the Preferences, where its button is
     window.tool("xdotool", "mousemove", str(x), str(y))
     assert _in_preferences(window, """
@@ -284,26 +271,20 @@ result = str(bpy.ops.face_normals.remove_backend("INVOKE_DEFAULT"))
     assert len(confirm) > 200, "no confirmation"
     top, left = confirm.min(0)
     bottom, right = confirm.max(0)
-    window.screenshot(DOCS / "remove_confirmation.png",
+    window.screenshot(screenshots / "remove_confirmation.png",
                       box=(max(0, left - 420), top - 90, right - max(0, left - 420) + 20, bottom - top + 110))
     assert window.run(f"result = {folder_exists}")             # nothing removed before the answer
     window.click((left + right) // 2, (top + bottom) // 2)
     assert window.wait_for(f"not {folder_exists}", timeout=60)
     assert window.wait_for('any("Backend removed" in line for line in reports()[-2:])', timeout=30)
     assert not window.run("result = bpy.ops.face_normals.remove_backend.poll()")   # greyed out now
-    window.run(f"""
-prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
-prefs.backend_source, prefs.auto_start, prefs.address = "ADDON", True, "tcp://127.0.0.1:9"
-from {PACKAGE}.link import LINK
-LINK.info = None
-result = None
-""")
-    _show(window, "astronaut.png")
+    set_preferences(window, backend_source="ADDON", auto_start=True, address="tcp://127.0.0.1:9")
+    show(window, "astronaut.png")
     started = time.monotonic()
-    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
-    _wait_job(window, timeout=30)
+    assert invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    wait_job(window, timeout=30)
     print(f"Estimate after Remove said so after {time.monotonic() - started:.1f} s")
-    assert any("not set up yet" in line for line in _reports(window)[-2:]), _reports(window)[-3:]
+    assert any("not set up yet" in line for line in reports(window)[-2:]), reports(window)[-3:]
     # the sidebar tells one story: not set up, and the button that sets it up
     x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
     window.key("Escape", x, y)                          # the error's pop-up
@@ -311,4 +292,4 @@ result = None
     window.park_pointer()
     time.sleep(1.0)
     box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-    window.screenshot(DOCS / "sidebar_not_set_up.png", box=(box[0], box[1], box[2], 160))
+    window.screenshot(screenshots / "sidebar_not_set_up.png", box=(box[0], box[1], box[2], 160))

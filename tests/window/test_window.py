@@ -1,14 +1,14 @@
 """The add-on in a real Blender window (Debian trixie's Blender 4.3.2, Python 3.13, under Xvfb on
 software OpenGL): installed from the built zip through Blender's own installer, used through the
 modal path with real mouse and keys (xdotool).  The tests share one window; each sets up what it
-needs through the fixtures below (the add-on installed, the preferences, the photo and its normal
-map), so any one runs alone and in any order.
+needs through fixtures (the add-on installed, in conftest.py; below, the preferences, the photo and
+its normal map), so any one runs alone and in any order.
 
-Writes docs/screenshots/*.png (the panels, the status bar while estimating, the relight preview,
-a relit portrait and its face, the portrait with its key light on the left and on the right), so
-the README's pictures are what this test saw.  Set
-FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder (every screenshot, Blender's and the
-backend's logs) under /tmp."""
+Takes the screenshots the README shows (the panels, the status bar while estimating, the relight
+preview, a relit portrait and its face, the portrait with its key light on the left and on the
+right) into the `screenshots` fixture's folder: docs/screenshots under `make screenshots`, so the
+README's pictures are what this test saw.  Set FACE_NORMALS_WINDOW_KEEP=1 to keep the run's folder
+(every screenshot, Blender's and the backend's logs) under /tmp."""
 from __future__ import annotations
 
 import re
@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .steps import ADDON, invoke, reports, set_preferences, show, show_sidebar_tab, wait_job
 from .window import HEIGHT
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ADDON = "bl_ext.user_default.face_normals"
 # The UI promise, measured on every failure path (printed) and bounded generously: the machines
 # that run these tests are shared and loaded, and a bound near the measurement would fail for the
 # load, not for a defect.  The add-on's own invoke and modal steps take ~1 ms; STALL is far above
@@ -54,35 +53,10 @@ def photos(folder, astronaut) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture(scope="module")
-def installed(window, zip_313):
-    """The extension installed from Install from Disk's operator in the window, its jobs watched
-    (control.py), and the layout every test uses: an Image Editor with its sidebar, and the Info
-    editor where the reports are read."""
-    assert window.run(f"""
-bpy.ops.extensions.package_install_files(filepath={str(zip_313)!r}, repo="user_default",
-                                         enable_on_install=True)
-result = {ADDON!r} in bpy.context.preferences.addons
-""", timeout=120)
-    window.run("""
-watch_addon()
-for area in bpy.context.window_manager.windows[0].screen.areas:
-    if area.type == "VIEW_3D":
-        area.type = "IMAGE_EDITOR"
-    elif area.type == "DOPESHEET_EDITOR":
-        area.type = "INFO"
-area_of("IMAGE_EDITOR").spaces.active.show_region_ui = True
-result = None
-""")
-    # the splash screen's Quick Setup takes the first key
-    window.key("Escape", 700, 950)
-    return window
-
-
 @pytest.fixture
 def on_backend(installed, backend):
     """The add-on's preferences at the tests' backend, not starting one by itself."""
-    _prefs(installed, address=backend, auto_start=False, timeout=2.0)
+    set_preferences(installed, address=backend, auto_start=False, timeout=2.0)
     return installed
 
 
@@ -90,7 +64,7 @@ def on_backend(installed, backend):
 def astronaut_shown(on_backend, photos):
     """The astronaut photo loaded (once) and shown in the Image Editor."""
     _load(on_backend, photos["astronaut"])
-    _show(on_backend, "astronaut.png")
+    show(on_backend, "astronaut.png")
     return on_backend
 
 
@@ -110,55 +84,13 @@ def _load(window, path: Path) -> None:
     window.run(f"bpy.data.images.load({str(path)!r}, check_existing=True); result = None")
 
 
-def _reports(window) -> list[str]:
-    return window.run("result = reports()")
-
-
-def _invoke(window, operator: str, area: str = "IMAGE_EDITOR", **properties) -> str:
-    """Operator with INVOKE_DEFAULT from a window area, as a click would call it; resets the stall log."""
-    return window.run(f"""
-log["max_gap"] = 0.0
-log["slowest_step"] = (0.0, "", "", "")
-log["ended_before"] = log["ended"]
-import time
-started = time.monotonic()
-with ui({area!r}):
-    result = str(bpy.ops.{operator}("INVOKE_DEFAULT", **{properties!r}))
-log["invoke_s"] = time.monotonic() - started
-""")
-
-
-def _wait_job(window, timeout: float = 90) -> None:
-    assert window.wait_for('log["ended"] > log["ended_before"]', timeout=timeout), "the job did not end"
-
-
-def _prefs(window, **values) -> None:
-    window.run(f"""
-prefs = bpy.context.preferences.addons[{ADDON!r}].preferences
-for key, value in {values!r}.items():
-    setattr(prefs, key, value)
-from bl_ext.user_default.face_normals.link import LINK
-LINK.info = None          # as after a restart of Blender: the next job connects again
-result = None
-""")
-
-
-def _show(window, image: str) -> None:
-    window.run(f"""
-space = area_of("IMAGE_EDITOR").spaces.active
-space.image = bpy.data.images[{image!r}]
-area_of("IMAGE_EDITOR").tag_redraw()
-result = None
-""")
-
-
 def test_installs_through_blenders_installer(installed):
     """Install from Disk's operator, in the window (the `installed` fixture), enables it."""
     assert installed.run(f"result = {ADDON!r} in bpy.context.preferences.addons")
     assert installed.run("result = hasattr(bpy.types, 'FACE_NORMALS_OT_estimate')")
 
 
-def test_estimate_shows_progress_during_the_network_pass(astronaut_shown, photos, folder):
+def test_estimate_shows_progress_during_the_network_pass(astronaut_shown, photos, folder, screenshots):
     window = astronaut_shown
     window.run("""
 with ui("IMAGE_EDITOR"):
@@ -167,8 +99,8 @@ result = None
 """)
     names = [{"name": f"portrait_{index}.png"} for index in range(4)]
     window.run('log["progress"].clear()')
-    assert _invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
-                   files=names) == "{'RUNNING_MODAL'}"
+    assert invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
+                  files=names) == "{'RUNNING_MODAL'}"
     shot = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:                 # the status bar while photos are under way
@@ -178,60 +110,54 @@ result = None
             shot = window.screenshot(folder / "progress.png")
             break
         time.sleep(0.05)
-    _wait_job(window)
+    wait_job(window)
     progress = window.run('result = log["progress"]')
     counts = [int(m.group(1)) for _, text in progress if (m := re.search(r" (\d)/4 ", text))]
     assert shot is not None and 0 < max(c for c in counts if c < 4), progress
-    assert any("Made portrait_0_normal" in line for line in _reports(window)), _reports(window)
+    assert any("Made portrait_0_normal" in line for line in reports(window)), reports(window)
     status = np.asarray(Image.open(shot).convert("L"))[-24:, :700]    # the status bar's text is there
     assert status.std() > 5, "the status bar is empty while estimating"
-    DOCS.mkdir(parents=True, exist_ok=True)
-    Image.open(shot).crop((0, HEIGHT - 26, 700, HEIGHT)).save(DOCS / "status_bar.png")
+    Image.open(shot).crop((0, HEIGHT - 26, 700, HEIGHT)).save(screenshots / "status_bar.png")
 
     # one photo from the Image Editor: the result is shown, and the sidebar says Connected
-    _show(window, "astronaut.png")
-    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
-    _wait_job(window)
+    show(window, "astronaut.png")
+    assert invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    wait_job(window)
     assert window.run('result = area_of("IMAGE_EDITOR").spaces.active.image.name') == "astronaut_normal"
-    _show(window, "astronaut.png")
-    window.run("""
-region = next(r for r in area_of("IMAGE_EDITOR").regions if r.type == "UI")
-region.active_panel_category = "Face Normals"
-area_of("IMAGE_EDITOR").tag_redraw()
-result = None
-""")
+    show(window, "astronaut.png")
+    show_sidebar_tab(window)
     window.park_pointer()
     time.sleep(1.0)
     box = window.run('result = region_box("IMAGE_EDITOR", "UI")')
-    window.screenshot(DOCS / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
+    window.screenshot(screenshots / "panels.png", box=(box[0], box[1] - 8, box[2] + 30, min(box[3], 640)))
 
 
 def test_escape_cancels_and_the_next_run_works(astronaut_shown, photos):
     window = astronaut_shown
     names = [{"name": f"portrait_{index}.png"} for index in range(8)]
     window.run('log["progress"].clear()')
-    assert _invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
-                   files=names) == "{'RUNNING_MODAL'}"
+    assert invoke(window, "face_normals.estimate", source="FILES", directory=str(photos["batch"]) + "/",
+                  files=names) == "{'RUNNING_MODAL'}"
     assert window.wait_for('any("Estimating" in text for _, text in log["progress"])', timeout=30)
     x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
     window.key("Escape", x, y)
-    _wait_job(window, timeout=20)
-    assert any("cancelled" in line for line in _reports(window)[-3:]), _reports(window)[-5:]
+    wait_job(window, timeout=20)
+    assert any("cancelled" in line for line in reports(window)[-3:]), reports(window)[-5:]
     assert not window.run('result = "portrait_7_normal" in bpy.data.images')
-    _show(window, "astronaut.png")
+    show(window, "astronaut.png")
     window.run('''
 if "astronaut_normal" in bpy.data.images:
     bpy.data.images.remove(bpy.data.images["astronaut_normal"])
 result = None
 ''')
-    assert _invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
-    _wait_job(window)
-    assert "Made astronaut_normal" in _reports(window)[-1]
+    assert invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
+    wait_job(window)
+    assert "Made astronaut_normal" in reports(window)[-1]
 
 
 def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
     window = with_normals
-    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"   # makes Light 1 if none
+    assert invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"   # makes Light 1 if none
     # from the upper left, whatever an earlier test left: the drag below ends right of the middle
     window.run("C.scene.face_normals_relight.lights[0].direction = (-0.6, 0.4, 0.7); result = None")
     before = window.run("result = tuple(C.scene.face_normals_relight.lights[0].direction)")
@@ -246,11 +172,11 @@ def test_dragging_in_the_relight_preview_moves_the_light(with_normals):
     assert after[0] > 0.05, after        # the drag ended right of the middle: the light is to the right
 
 
-def test_preview_pixels_match_the_bake(with_normals, folder):
+def test_preview_pixels_match_the_bake(with_normals, folder, screenshots):
     """The preview and the baked <photo>_relit shown in its place, screenshot for screenshot: the
     issue saw the preview sRGB-encoded twice (suit 207,90,50 as 229,154,117)."""
     window = with_normals
-    assert _invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
+    assert invoke(window, "face_normals.relight_preview") == "{'RUNNING_MODAL'}"
     window.run("""
 C.scene.face_normals_relight.lights[0].direction = (0.5, 0.3, 0.8)
 area_of("IMAGE_EDITOR").tag_redraw()
@@ -266,7 +192,7 @@ with ui("IMAGE_EDITOR"):
     bpy.ops.face_normals.relight_bake(image_name="astronaut.png")
 result = None
 """)
-    _show(window, "astronaut_relit")
+    show(window, "astronaut_relit")
     time.sleep(1.5)
     baked = np.asarray(Image.open(window.screenshot(folder / "baked.png", box=box)).convert("RGB"), float)
     height, width = preview.shape[:2]
@@ -279,7 +205,8 @@ result = None
                f"{preview[middle].mean((0, 1))}, bake {baked[middle].mean((0, 1))}")
     assert np.abs(difference).mean() < 4 and np.median(np.abs(difference)) < 3, message
     assert abs(difference.mean()) < 3, message
-    Image.fromarray(preview.astype(np.uint8)).resize((width // 3, height // 3)).save(DOCS / "relight_preview.png")
+    thumbnail = Image.fromarray(preview.astype(np.uint8)).resize((width // 3, height // 3))
+    thumbnail.save(screenshots / "relight_preview.png")
 
 
 def _blocks(pixels: np.ndarray, size: int = 8) -> np.ndarray:
@@ -290,16 +217,16 @@ def _blocks(pixels: np.ndarray, size: int = 8) -> np.ndarray:
 def _fails_with_a_message(window, pattern: str, operator: str = "face_normals.estimate", **properties):
     """The operator, invoked from the window, ends with an error report matching `pattern`; the
     add-on never held the main thread over STALL seconds, and the UI kept answering."""
-    before = len(_reports(window))
-    outcome = _invoke(window, operator, **properties)
+    before = len(reports(window))
+    outcome = invoke(window, operator, **properties)
     if outcome == "{'RUNNING_MODAL'}":
-        _wait_job(window, timeout=60)
-    new = _reports(window)[before:]
+        wait_job(window, timeout=60)
+    new = reports(window)[before:]
     assert any(re.search(pattern, line, re.I) for line in new), new
-    gap, slowest, invoke = window.run('result = log["max_gap"], log["slowest_step"], log["invoke_s"]')
-    timings = f"invoke {invoke:.3f} s, slowest modal step {slowest}, longest timer gap {gap:.3f} s"
+    gap, slowest, invoke_s = window.run('result = log["max_gap"], log["slowest_step"], log["invoke_s"]')
+    timings = f"invoke {invoke_s:.3f} s, slowest modal step {slowest}, longest timer gap {gap:.3f} s"
     print(f"{pattern}: {timings}")
-    assert invoke < STALL and slowest[0] < STALL, f"the add-on held the main thread: {timings}"
+    assert invoke_s < STALL and slowest[0] < STALL, f"the add-on held the main thread: {timings}"
     assert gap < ANSWERING, f"the UI stopped answering: {timings}"
     # Blender shows the error as a "Report: Error" popup where the pointer is; Esc closes it
     x, y = window.run('result = screen_xy("IMAGE_EDITOR", 0.5, 0.5)')
@@ -310,21 +237,22 @@ def _fails_with_a_message(window, pattern: str, operator: str = "face_normals.es
 def test_no_backend(astronaut_shown, closed_port):
     window = astronaut_shown
     address = f"tcp://127.0.0.1:{closed_port}"
-    _prefs(window, address=address, auto_start=False, timeout=1.0)
+    set_preferences(window, address=address, auto_start=False, timeout=1.0)
     _fails_with_a_message(window, f"not answering at {re.escape(address)}")
 
 
 def test_bad_backend_python(astronaut_shown, closed_port):
     window = astronaut_shown
-    _prefs(window, address=f"tcp://127.0.0.1:{closed_port}", auto_start=True, python_command="/no/such/python3",
-           backend_source="OWN")      # one's own Backend Python (the default is the add-on's environment)
+    # backend_source OWN: one's own Backend Python (the default is the add-on's environment)
+    set_preferences(window, address=f"tcp://127.0.0.1:{closed_port}", auto_start=True,
+                    python_command="/no/such/python3", backend_source="OWN")
     _fails_with_a_message(window, r"Could not start the backend.*/no/such/python3")
 
 
 def test_no_face(on_backend, photos):
     window = on_backend
     _load(window, photos["grey"])
-    _show(window, "grey.png")
+    show(window, "grey.png")
     _fails_with_a_message(window, r"no face")
 
 
@@ -334,7 +262,7 @@ def test_not_an_image(on_backend, photos):
                           directory=str(photos["text"].parent) + "/", files=[{"name": photos["text"].name}])
 
 
-def test_relit_portrait_in_material_preview(with_normals, folder):
+def test_relit_portrait_in_material_preview(with_normals, folder, screenshots):
     """Relightable Portrait with the key light to one side, in Material Preview through its camera
     (EEVEE's first shader compile on llvmpipe takes minutes)."""
     window = with_normals
@@ -343,10 +271,10 @@ def test_relit_portrait_in_material_preview(with_normals, folder):
         box = window.run('result = region_box("VIEW_3D")')
         pixels = _converged(window, folder, box)
         assert pixels.std() > 20, "the portrait did not draw"
-        window.screenshot(DOCS / "relit_portrait.png", box=box, width=480)
+        window.screenshot(screenshots / "relit_portrait.png", box=box, width=480)
         left, top, width, height = box         # the face, at the screen's own size
         face = (left + int(0.34 * width), top + int(0.06 * height), int(0.3 * width), int(0.32 * height))
-        window.screenshot(DOCS / "relit_face.png", box=face)
+        window.screenshot(screenshots / "relit_face.png", box=face)
     finally:
         _back_to_the_image_editor(window)
 
@@ -356,7 +284,7 @@ def test_relit_portrait_in_material_preview(with_normals, folder):
 FACE_ROWS, FACE_SIDES = (90, 170), ((185, 222), (225, 262))
 
 
-def test_moving_the_key_light_relights_the_portraits_albedo(with_normals, folder):
+def test_moving_the_key_light_relights_the_portraits_albedo(with_normals, folder, screenshots):
     """The portrait's base colour is the astronaut's albedo; with the key light on the left its
     face's left side is the brighter one in Material Preview, and with the light turned to the
     right (from Blender's main thread, as a script or the light's rotation fields would) the
@@ -379,7 +307,7 @@ portrait.aim_light(bpy.data.objects["Face Portrait astronaut.png Key Light"], po
 result = None
 """)
             pixels = _converged(window, folder, box).mean(-1)
-            window.screenshot(DOCS / f"relit_portrait_light_{light.lower()}.png", box=box, width=480)
+            window.screenshot(screenshots / f"relit_portrait_light_{light.lower()}.png", box=box, width=480)
             sides[light] = [float(pixels[top:bottom, left:right].mean())
                             for top, bottom, left, right in _face_sides_on_screen(window)]
             print(f"key light {light}: the face's left side {sides[light][0]:.1f}, right side "
