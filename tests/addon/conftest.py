@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,14 @@ def backend(addon, untrained_weights, tmp_path_factory):
 def clean_file(blender):
     blender.ops.wm.read_homefile(use_empty=True)
     yield blender
+
+
+def image_array(image) -> np.ndarray:
+    """A Blender image's pixels, (H, W, channels) float32, top row first."""
+    width, height = image.size
+    buffer = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(buffer)
+    return buffer.reshape(height, width, image.channels)[::-1]
 
 
 def save_photo(array, path: Path) -> Path:

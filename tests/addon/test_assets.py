@@ -10,7 +10,7 @@ import pytest
 from helpers import sphere_normals
 
 from .conftest import save_photo
-from .test_extension import image_array
+from .conftest import image_array
 
 pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
 

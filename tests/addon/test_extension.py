@@ -13,16 +13,9 @@ import pytest
 
 from helpers import sphere_normals
 
-from .conftest import ROOT, save_photo
+from .conftest import ROOT, image_array, save_photo
 
 pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
-
-
-def image_array(image) -> np.ndarray:
-    width, height = image.size
-    buffer = np.empty(width * height * image.channels, np.float32)
-    image.pixels.foreach_get(buffer)
-    return buffer.reshape(height, width, image.channels)[::-1]
 
 
 @pytest.mark.parametrize("zip_fixture, tag", [("extension_zip", "cp311"), ("extension_zip_313", "cp313")])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from .conftest import save_photo
-from .test_extension import image_array
+from .conftest import image_array
 
 pytestmark = pytest.mark.slow   # Blender (the bpy module) with the extension installed
 
