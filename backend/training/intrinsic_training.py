@@ -98,8 +98,8 @@ class RenderedTruth:
         self.tensors = {}
         for name, array in arrays.items():
             tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:1].copy()).dtype, device=device)
-            for start in range(0, self.count, chunk):
-                tensor[start:start + chunk] = torch.from_numpy(np.ascontiguousarray(array[start:start + chunk]))
+            for start in range(0, self.count, chunk):   # copied chunk by chunk: the map is read-only
+                tensor[start:start + chunk] = torch.from_numpy(np.array(array[start:start + chunk]))
             self.tensors[name] = tensor
 
     def __len__(self) -> int:
@@ -306,7 +306,7 @@ def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: boo
             loss.backward()   # type: ignore[union-attr]
             optimizer.step()
             teacher = {k: v.detach().float() for k, v in out.items()}
-            row.update({f"{name}_{k}": round(float(v), 5) for k, v in terms.items()})
+            row.update({f"{name}_{k}": round(float(v.detach()), 5) for k, v in terms.items()})
             row[f"{name}_loss"] = round(float(loss), 5)
             step_seconds[name] += time.perf_counter() - began
         log(**row)

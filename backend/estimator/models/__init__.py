@@ -3,6 +3,7 @@ one factory), and their weights files.
 
     create_model("quality")            an untrained network of a named size
     weights_path("fast")               where that size's shipped weights live
+    default_size(device)               the size run when none is named (None until weights ship)
     load_model(path) / save_model(...) safetensors, fp16, the architecture and config in the metadata
 
 Sizes: "fast" (the CPU default: per face about the 8th model's cost) and "quality" (at most the
@@ -23,7 +24,8 @@ from torch import nn
 from ..weights import WeightsError
 from .intrinsic import IntrinsicConfig, IntrinsicNet
 
-__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "load_model", "save_model", "weights_path"]
+__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "default_size", "load_model", "save_model",
+           "weights_path"]
 
 FORMAT = "face-intrinsics/1"
 WEIGHTS_FOLDER = Path(__file__).resolve().parent.parent.parent / "weights"
@@ -47,6 +49,13 @@ def create_model(name: str, **overrides) -> IntrinsicNet:
 
 def weights_path(name: str) -> Path:
     return WEIGHTS_FOLDER / f"face_intrinsics_{name}.safetensors"
+
+
+def default_size(device: torch.device) -> str | None:
+    """The size to run when none is asked for: "quality" on a GPU, "fast" elsewhere, when its
+    weights ship; None (the 8th model) until they do."""
+    name = "quality" if device.type == "cuda" else "fast"
+    return name if weights_path(name).is_file() else None
 
 
 def architecture_of(model: nn.Module) -> str:
