@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                             "idle 2-core machine; tiny: the same path in seconds")
     train.add_argument("--inputs", help="with --recipe: the folder tools/pack_training_inputs.py wrote "
                                         "(the head model and the packed portraits)")
+    train.add_argument("--minutes", type=float, help="with --recipe: stop training after this many minutes "
+                       "(default: the recipe's guard); 0 with --resume writes and evaluates the last checkpoints")
     train.add_argument("--photos", help="a folder of real face photos for the unpaired path")
     train.add_argument("--portraits", help="the real portrait folder (../shared/data/portraits): its "
                        "training side of the fixed split joins the unpaired path")
@@ -254,7 +256,8 @@ def run_recipe(args: argparse.Namespace) -> int:
         return _fail("--recipe needs --inputs (the folder tools/pack_training_inputs.py wrote)")
     _log_to_stdout()
     try:
-        report = train_intrinsic(args.recipe, Path(args.inputs), Path(args.output), resume=args.resume)
+        report = train_intrinsic(args.recipe, Path(args.inputs), Path(args.output), resume=args.resume,
+                                 minutes=args.minutes)
     except (FaceKitError, TrainingDataError) as error:
         return _fail(str(error))
     print(json.dumps(report["timings_s"]))

@@ -13,7 +13,8 @@
    low frequencies), edge-aware smoothness and consistency (mirror, shift, zoom, rescale, JPEG,
    colour); the fast model also learns from the quality model's outputs (distillation, its
    weight growing over the first half while the teacher improves);
-4. evaluates both on held-out test people (intrinsic_evaluation.py) and writes to OUTDIR:
+4. evaluates both, beside the shipped 8th model, on held-out test people (intrinsic_evaluation.py)
+   and writes to OUTDIR:
    fast.safetensors, quality.safetensors (fp16), per model <name>_checkpoint.pt (fp32 weights,
    step, random state) and <name>_moments.pt (Adam's moments in bf16, so each file stays under
    16 MB), log.jsonl and scores.json (recipe, timings per part, machine, scores): 8 files.
@@ -237,12 +238,17 @@ def unpaired(model: IntrinsicNet, faces: torch.Tensor, others: torch.Tensor, ova
 
 
 def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: bool = False,
-                    device: str = "auto", workers: int | None = None) -> dict:
+                    device: str = "auto", workers: int | None = None, minutes: float | None = None) -> dict:
+    """minutes: the training's time guard instead of the recipe's (0 with resume: the last
+    checkpoints' weights are written and evaluated, no step is taken)."""
     from ..estimator import geometry
     from ..estimator.pipeline import pick_device
+    from ..estimator.weights import DEFAULT_WEIGHTS
     from .intrinsic_evaluation import evaluate_models
 
     recipe = RECIPES[recipe_name]
+    if minutes is not None:
+        recipe = dataclasses.replace(recipe, train_seconds=60 * minutes)
     output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -328,8 +334,10 @@ def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: boo
     for name in SIZES:
         models.save_model(nets[name].eval(), output / f"{name}.safetensors", provenance=report)
     start = time.perf_counter()
-    scores = evaluate_models({name: output / f"{name}.safetensors" for name in SIZES}, inputs,
-                             people=recipe.test_people, size=recipe.size, device=target, workers=workers)
+    # the shipped 8th model in the same run, on the same renders: what v3 has to beat
+    scores = evaluate_models({"shipped model": DEFAULT_WEIGHTS, **{name: output / f"{name}.safetensors"
+                                                                   for name in SIZES}},
+                             inputs, people=recipe.test_people, size=recipe.size, device=target, workers=workers)
     timings["evaluate"] = time.perf_counter() - start
     report.update(timings_s={k: round(v, 2) for k, v in timings.items()}, scores=scores)
     (output / "scores.json").write_text(json.dumps(report, indent=2))

@@ -94,6 +94,8 @@ def test_the_recipe_writes_at_most_8_small_files_and_resumes(inputs, tmp_path):
     assert report["steps_done"] == RECIPES["tiny"].steps
     tables = {row["table"] for row in report["scores"]}
     assert tables == {"normals", "albedo", "lighting", "pigment", "cost"}
+    assert {row["name"] for row in report["scores"] if row["table"] == "normals"} >= {"shipped model", "fast",
+                                                                                      "quality"}
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(RECIPES["tiny"].steps))
     assert any("quality_photometric" in r for r in rows) and any("fast_distil" in r for r in rows)
@@ -104,6 +106,15 @@ def test_the_recipe_writes_at_most_8_small_files_and_resumes(inputs, tmp_path):
     report = json.loads((tmp_path / "run" / "scores.json").read_text())
     assert report["resumed_at"] == RECIPES["tiny"].steps
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == RECIPES["tiny"].steps
+
+
+@pytest.mark.slow
+def test_minutes_bounds_the_training_and_still_writes_and_scores(inputs, tmp_path):
+    done = train(inputs, tmp_path / "run", "--minutes", "0")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "run" / "scores.json").read_text())
+    assert report["steps_done"] == 0 and report["settings"]["train_seconds"] == 0
+    assert (tmp_path / "run" / "fast.safetensors").is_file() and report["scores"]
 
 
 def test_a_normals_only_model_is_scored_through_the_fallback_fit(tiny_facekit, untrained_weights):
