@@ -173,11 +173,11 @@ class Estimator:
         mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
         give a photo and its mirror image the same normals).  model: a v3 model by name ("fast",
-        "quality"; estimator/models), its weights from backend/weights (WeightsError until v3
-        weights ship); None: the shipped 8th model (or `weights`)."""
+        "quality"; estimator/models), its weights `weights` or else from backend/weights
+        (WeightsError until v3 weights ship); None: the shipped 8th model (or `weights`)."""
         self.device = pick_device(device)
         self.model_name = model or "shipped"
-        self.weights = models.weights_path(model) if model else Path(weights) if weights else DEFAULT_WEIGHTS
+        self.weights = Path(weights) if weights else models.weights_path(model) if model else DEFAULT_WEIGHTS
         self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.detector = FaceDetector(device=self.device)
