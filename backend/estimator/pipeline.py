@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -370,16 +369,8 @@ class Estimator:
         on the person (its oval also covers background beside the head)."""
         count = len(job.faces)
         assert job.person_masks is not None
-        size = job.person_masks.shape[-1]
-        masks = []
-        for face_crop, person_crop, mask in zip(job.windows[:count], job.windows[count:], job.person_masks):
-            # face-crop pixel -> photo -> person-crop pixel
-            to_photo = np.vstack([cv2.invertAffineTransform(face_crop.affine_to(size)), [0, 0, 1]])
-            to_person = person_crop.affine_to(size) @ to_photo
-            masks.append(cv2.warpAffine(mask, to_person, (size, size),
-                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                        borderMode=cv2.BORDER_CONSTANT))
-        return masks
+        return [geometry.resampled(mask, person_crop, face_crop) for face_crop, person_crop, mask
+                in zip(job.windows[:count], job.windows[count:], job.person_masks)]
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
