@@ -1,15 +1,16 @@
 """`Estimator`: photos in, full-size normal maps and person masks out (and albedo and light).
 
-read -> detect faces and their landmarks -> per face two square crops, framed by its landmarks
-and turned upright: the face, and head and shoulders -> the person segmenter on each head-and-
-shoulders crop -> networks (every crop of every photo in a batch together) -> turn each crop's
-normals (and a v3 model's light) back with its roll (and, with the photo's focal length, into
-camera space) -> paste back: the person crops' normals over the person's mask, the face crops'
-normals over them within the face's soft oval (the face keeps the detail of its closer crop) ->
-one map, flat (0, 0, 1) off the people -> encoded as the options ask (convention, number type,
-mask).  A v3 model's albedo is pasted back as its normals are, with each crop's scale per
-channel read from the photo on the skin, and the photo's light is its crops' turned lights
-combined (intrinsics.model_light); a normals-only model's are fitted to the photo
+read -> detect faces and their landmarks -> per face square crops, framed by its landmarks and
+turned upright: the face, head and shoulders, and with a v3 model the upper body -> the person
+segmenter on each head-and-shoulders and upper-body crop -> networks (every crop of every photo in
+a batch together) -> turn each crop's normals (and a v3 model's light) back with its roll (and,
+with the photo's focal length, into camera space) -> paste back: the upper-body crops' normals
+over the person's mask, the head-and-shoulders crops' over them within their own faded window,
+the face crops' over both within the face's soft oval (each part keeps the detail of its closest
+crop) -> one map, flat (0, 0, 1) off the people -> encoded as the options ask (convention,
+number type, mask).  A v3 model's albedo is pasted back as its normals are, with each crop's
+scale per channel read from the photo on the skin, and the photo's light is its crops' turned
+lights combined (intrinsics.model_light); a normals-only model's are fitted to the photo
 (intrinsics.fit_light).
 
 `Estimator.estimate` is the one path the CLI, the service and batch runs take: it owns reading,
@@ -47,6 +48,10 @@ from .weights import DEFAULT_WEIGHTS, load_model
 logger = logging.getLogger(__name__)
 
 CROPS_PER_PASS = 8          # crops put through the networks at once (the service's --max-batch)
+# The crops cut per face, in this order: the face, head and shoulders, and for a v3 model (trained
+# on that framing too; the 8th never saw it) the upper body, which covers the person further down
+FRAMINGS = (geometry.crop_for_face, geometry.crop_for_person)
+V3_FRAMINGS = FRAMINGS + (geometry.crop_for_body,)
 
 Source = bytes | str | os.PathLike | np.ndarray   # an image file's bytes, its path, or pixels
 
@@ -176,7 +181,8 @@ def pick_device(name: str = "auto") -> torch.device:
 @dataclasses.dataclass
 class Job:
     """A photo between `prepare` and `finish`: its faces and their network-sized crops (with
-    detection: each face's crop, then each face's head-and-shoulders crop)."""
+    detection: each face's crop, then each face's head-and-shoulders crop, then with a v3 model
+    each face's upper-body crop)."""
     image: np.ndarray            # (H, W, 3) the photo, float RGB: albedo and light read its colours
     detect: bool
     faces: list[Face]
@@ -184,8 +190,9 @@ class Job:
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
     focal_35mm: float | None = None
-    person_masks: np.ndarray | None = None  # (faces or 1, S, S): the segmenter's, per person crop
-                                            # (with detection off, of the whole image)
+    person_masks: np.ndarray | None = None  # (N, S, S): the segmenter's, per head-and-shoulders
+                                            # and upper-body crop (with detection off, of the
+                                            # whole image)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -215,6 +222,7 @@ class Estimator:
         self.weights = Path(weights) if weights else models.weights_path(model) if model else DEFAULT_WEIGHTS
         self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
+        self.framings = V3_FRAMINGS if isinstance(self.model, models.IntrinsicNet) else FRAMINGS
         self.detector = FaceDetector(device=self.device)
         self.segmenter = PersonSegmenter(device=self.device)
         self.max_pixels = max_pixels
@@ -351,14 +359,13 @@ class Estimator:
             if not faces:
                 raise NoFaceError("no face found in the photo (if it is already a cropped face, "
                                   "turn detection off: --no-detect)")
-            crops = ([geometry.crop_for_face(face) for face in faces]
-                     + [geometry.crop_for_person(face) for face in faces])
+            crops = [framing(face) for framing in self.framings for face in faces]
         else:
             faces = []
             crops = [geometry.crop_whole_image(height, width)]
         pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
         timings = {"detect": time.perf_counter() - start}
-        start = time.perf_counter()    # the person crops (with detection off, the whole image)
+        start = time.perf_counter()    # all but the face crops (with detection off, the whole image)
         person_masks = self.segmenter.segment_crops(pixels[len(faces):])
         timings["segment"] = time.perf_counter() - start
         return Job(image, detect, faces, crops, pixels, timings, focal_35mm, person_masks)

@@ -1,6 +1,6 @@
-"""The pipeline with a v3 model (estimator/models): its albedo and light reach the result, and the
-light turns with the photo.  No v3 weights ship yet, so the tests make a tiny one whose light head
-gives one known light (conftest.py's v3_weights)."""
+"""The pipeline with a v3 model (estimator/models): its albedo and light reach the result, the light
+turns with the photo, and a third crop per face covers the upper body.  No v3 weights ship yet, so
+the tests make a tiny one whose light head gives one known light (conftest.py's v3_weights)."""
 import math
 
 import numpy as np
@@ -9,7 +9,7 @@ import pytest
 from backend.core import frames, sh
 from backend.core.colour import srgb_to_linear
 from backend.core.options import EstimateOptions
-from backend.estimator import Estimator, Photo, intrinsics
+from backend.estimator import Estimator, Photo, geometry, intrinsics
 
 from helpers import V3_LIGHT_DIRECTION
 
@@ -77,3 +77,22 @@ def test_the_light_turns_with_the_photo(v3, astronaut):
     in_view = _turned_in_the_image(V3_LIGHT_DIRECTION, camera.faces[0].roll)
     expected = frames.face_turn(camera.centres[0], focal, (256, 256)) @ in_view
     assert _degrees(camera.light.direction, expected) < 0.5 and _degrees(in_view, expected) > 3
+
+
+def test_a_v3_model_covers_the_upper_body_below_the_head_and_shoulders_crop(v3, eighth, astronaut):
+    """Three crops per face with a v3 model (the 8th model keeps its two): the upper-body crop
+    reaches her orange suit below the head-and-shoulders crop, where the 8th model's map is flat."""
+    photo = astronaut.astype(np.float32) / 255
+    job = v3.prepare(photo)
+    [face] = job.faces
+    assert job.windows == [geometry.crop_for_face(face), geometry.crop_for_person(face), geometry.crop_for_body(face)]
+    assert job.person_masks.shape[0] == 2 and len(eighth.prepare(photo).windows) == 2
+    person_crop_bottom = job.windows[1].corners()[:, 1].max()
+    assert person_crop_bottom < 330
+    suit = (slice(340, 440), slice(150, 260))     # below, the upper-body crop's window fades out
+    mine, before = v3.normal_map(photo), eighth.normal_map(photo)
+    assert before.mask[suit].max() == 0 and np.allclose(before.normals[suit], [0, 0, 1])
+    assert mine.mask[suit].mean() > 0.9
+    assert np.degrees(np.arccos(np.clip(mine.normals[suit][..., 2], -1, 1))).mean() > 0.1   # the network's
+    # the crops meet without a gap: across the head-and-shoulders crop's lower edge, on her suit
+    assert mine.mask[250:340, 200:260].min() > 0.85
