@@ -138,13 +138,6 @@ def crop_turn(crop: Crop) -> np.ndarray:
     return np.array([[math.cos(a), math.sin(a), 0], [-math.sin(a), math.cos(a), 0], [0, 0, 1]])
 
 
-def turn_normals(normals: np.ndarray, crop: Crop) -> np.ndarray:
-    """Normals of the upright crop (x right, y up) -> the photo's, turned with the face's roll."""
-    if crop.angle == 0:
-        return normals
-    return normals @ crop_turn(crop).astype(np.float32)
-
-
 def resampled(mask: np.ndarray, source: Crop, target: Crop) -> np.ndarray:
     """A mask (S, S) in the pixels of one crop of a photo -> the same in another crop's (0 where
     the other crop reaches beyond the first)."""
@@ -180,7 +173,7 @@ def _renormalise(normals: np.ndarray) -> None:
 
 def paste_back(values: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
     """A crop-space map (S, S, channels) and mask (S, S) -> the photo-space patch the crop covers
-    (normals already turned into the photo's orientation: turn_normals)."""
+    (normals already turned into the photo's orientation: crop_turn)."""
     corners = crop.corners()
     x_start, y_start = (max(0, math.floor(v)) for v in corners.min(0))
     x_stop = min(width, math.ceil(corners[:, 0].max()))

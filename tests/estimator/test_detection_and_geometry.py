@@ -169,8 +169,7 @@ def test_a_turned_crop_is_upright_and_pastes_back_in_place(photo):
 def test_crop_normals_turn_with_the_face():
     """A face rolled 90 degrees counter-clockwise: its right (+x in the upright crop) is the
     photo's up (+y), its up is the photo's left."""
-    turned = geometry.turn_normals(np.array([[1.0, 0, 0], [0, 1.0, 0]], np.float32),
-                                   geometry.Crop(0, 0, 10, angle=90))
+    turned = np.array([[1.0, 0, 0], [0, 1.0, 0]]) @ geometry.crop_turn(geometry.Crop(0, 0, 10, angle=90))
     assert np.allclose(turned, [[0, 1, 0], [-1, 0, 0]], atol=1e-6)
 
 
@@ -202,8 +201,8 @@ def test_a_turned_sphere_pastes_back_as_the_same_sphere():
     still point right on the right and up at the top of the photo."""
     crop = geometry.Crop(x0=300.0, y0=100.0, side=200.0, angle=35)
     sphere = sphere_normals(256)[0]
-    patch = geometry.paste_back(geometry.turn_normals(sphere, crop), np.ones((256, 256), np.float32),
-                                crop, 480, 640)
+    turned = sphere @ geometry.crop_turn(crop).astype(np.float32)
+    patch = geometry.paste_back(turned, np.ones((256, 256), np.float32), crop, 480, 640)
     normals, _ = geometry.composite([patch], 480, 640)
     yy, xx = np.mgrid[0:480, 0:640] + 0.5
     dx, dy = (xx - 400) / 100, -(yy - 200) / 100
