@@ -288,7 +288,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
     parser.add_argument("--model", choices=("fast", "quality"),
                         help="a v3 model size instead of the shipped 8th model: fast (for CPUs) or "
-                             "quality (for GPUs); an error until v3 weights ship (docs/training.md)")
+                             "quality (for GPUs), its weights --weights or the shipped ones (an error "
+                             "until v3 weights ship: docs/training.md)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
 
 
@@ -496,8 +497,8 @@ def run_info(args: argparse.Namespace) -> int:
         from .estimator.pipeline import pick_device
         from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
 
-        weights = (models.weights_path(args.model) if args.model else
-                   Path(args.weights) if args.weights else DEFAULT_WEIGHTS)
+        weights = (Path(args.weights) if args.weights else
+                   models.weights_path(args.model) if args.model else DEFAULT_WEIGHTS)
         try:
             device = pick_device(args.device)
             if args.model:

@@ -52,3 +52,29 @@ def untrained_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "untrained.safetensors"
     save_weights(model, path, provenance={"made_by": "tests/conftest.py", "trained": False})
     return path
+
+
+@pytest.fixture(scope="session")
+def v3_weights(tmp_path_factory) -> Path:
+    """A v3 weights file (no trained ones ship yet): the training's tiny recipe of the fast size,
+    seeded, its light head's last layer set to give one known light whatever the crop (weights 0,
+    the bias that light's coefficients: V3_LIGHT_DIRECTION, in helpers.py) and its maps head's
+    bias set toward normals facing the camera and a skin-like albedo (random heads can turn the
+    normals away from the light)."""
+    import torch
+
+    from backend.core import sh
+    from backend.estimator import models
+    from backend.training.intrinsic_training import RECIPES
+    from helpers import V3_LIGHT_DIRECTION
+    torch.manual_seed(0)
+    network = models.create_model("fast", **RECIPES["tiny"].fast)
+    light = sh.project_light(V3_LIGHT_DIRECTION, (1.0, 1.0, 1.0))
+    light[0] += 0.3     # some light from everywhere: the constant term, so the direction stays
+    with torch.no_grad():
+        network.light[-1].weight.zero_()
+        network.light[-1].bias.copy_(torch.from_numpy(light.reshape(-1)))
+        network.maps.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 0.5, 0.0, -0.5]))
+    path = tmp_path_factory.mktemp("weights") / "v3_tiny_fast.safetensors"
+    models.save_model(network, path, provenance={"made_by": "tests/conftest.py", "trained": False})
+    return path

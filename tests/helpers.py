@@ -20,3 +20,8 @@ def sphere_normals(size: int) -> tuple[np.ndarray, np.ndarray]:
     inside = nx ** 2 + ny ** 2 < 1
     n = np.where(inside[..., None], np.stack([nx, ny, nz], -1), [0, 0, 1])
     return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32), inside
+
+
+# The light the tests' v3 model (conftest's v3_weights) gives every crop, in the crop's frame: from
+# the upper left, in front
+V3_LIGHT_DIRECTION = np.array([-0.5, 0.4, 0.77]) / np.linalg.norm([-0.5, 0.4, 0.77])

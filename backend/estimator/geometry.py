@@ -1,9 +1,10 @@
-"""Face crops and pasting their normals back: the squares the network sees, and the soft mask.
+"""Face crops and pasting their maps back: the squares the network sees, and the soft mask.
 
 A crop is a square of the photo, turned upright when the face is rolled, scaled to the network's
-size.  Its normals come back through the same turn: a normal's x and y rotate with the image.
-They are relative to the line of sight to the crop's centre; with the camera's focal length the
-pipeline turns them into camera space (core/frames.py)."""
+size.  Its normals (and a v3 model's light) come back through the same turn: a normal's x and y
+rotate with the image.  They are relative to the line of sight to the crop's centre; with the
+camera's focal length the pipeline turns them into camera space (core/frames.py).  A colour map
+(the albedo) is pasted back as it is."""
 from __future__ import annotations
 
 import dataclasses
@@ -130,14 +131,22 @@ def cut_crop(image: np.ndarray, crop: Crop, size: int, border: int = cv2.BORDER_
                           borderMode=border)
 
 
-def turn_normals(normals: np.ndarray, crop: Crop) -> np.ndarray:
-    """Normals of the upright crop (x right, y up) -> the photo's, turned with the face's roll."""
-    if crop.angle == 0:
-        return normals
+def crop_turn(crop: Crop) -> np.ndarray:
+    """(3, 3) T: normals of the upright crop (x right, y up) @ T are the photo's, turned with the
+    face's roll (sh.rotate(light, T) turns a light likewise)."""
     a = math.radians(crop.angle)   # counter-clockwise as seen, which is +x toward +y
-    turn = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]],
-                    np.float32)
-    return normals @ turn.T
+    return np.array([[math.cos(a), math.sin(a), 0], [-math.sin(a), math.cos(a), 0], [0, 0, 1]])
+
+
+def resampled(mask: np.ndarray, source: Crop, target: Crop) -> np.ndarray:
+    """A mask (S, S) in the pixels of one crop of a photo -> the same in another crop's (0 where
+    the other crop reaches beyond the first)."""
+    size = mask.shape[-1]
+    # target-crop pixel -> photo -> source-crop pixel
+    to_photo = np.vstack([cv2.invertAffineTransform(target.affine_to(size)), [0, 0, 1]])
+    to_source = source.affine_to(size) @ to_photo
+    return cv2.warpAffine(mask, to_source, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT)
 
 
 def face_mask(crop_size: int) -> np.ndarray:
@@ -151,10 +160,10 @@ def face_mask(crop_size: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Patch:
-    """One face's normals and mask, resampled into the photo's pixels over rows x cols."""
+    """One crop's map (normals, or albedo) and mask, resampled into the photo's pixels over rows x cols."""
     rows: slice
     cols: slice
-    normals: np.ndarray  # (len(rows), len(cols), 3)
+    values: np.ndarray   # (len(rows), len(cols), channels)
     mask: np.ndarray     # (len(rows), len(cols))
 
 
@@ -162,27 +171,27 @@ def _renormalise(normals: np.ndarray) -> None:
     normals /= np.sqrt(np.einsum("...i,...i->...", normals, normals))[..., None].clip(1e-6)
 
 
-def paste_back(normals: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
-    """Crop-space normals (S, S, 3) and mask (S, S) -> the photo-space patch the crop covers
-    (the normals already turned into the photo's orientation: turn_normals)."""
+def paste_back(values: np.ndarray, mask: np.ndarray, crop: Crop, height: int, width: int) -> Patch:
+    """A crop-space map (S, S, channels) and mask (S, S) -> the photo-space patch the crop covers
+    (normals already turned into the photo's orientation: crop_turn)."""
     corners = crop.corners()
     x_start, y_start = (max(0, math.floor(v)) for v in corners.min(0))
     x_stop = min(width, math.ceil(corners[:, 0].max()))
     y_stop = min(height, math.ceil(corners[:, 1].max()))
     size = (max(x_stop - x_start, 0), max(y_stop - y_start, 0))
     # patch pixel (i, j) is photo pixel (x_start + i, y_start + j)
-    crop_size = normals.shape[0]
+    crop_size = values.shape[0]
     to_crop: np.ndarray = crop.affine_to(crop_size) @ np.array(
         [[1, 0, x_start], [0, 1, y_start], [0, 0, 1]], np.float64)
     # Replicating the border keeps the window's outermost half pixel valid; beyond the window the
     # mask is then cut to zero, so nothing outside the crop is claimed.
     flags, border = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, cv2.BORDER_REPLICATE
-    patch_normals = cv2.warpAffine(normals, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0], 3)
+    patch_values = cv2.warpAffine(values, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0], -1)
     patch_mask = cv2.warpAffine(mask, to_crop, size, flags=flags, borderMode=border).reshape(size[1], size[0])
     ys, xs = np.mgrid[0:size[1], 0:size[0]]
     inside = np.stack([xs, ys], -1) @ to_crop[:, :2].T + to_crop[:, 2] + 0.5  # crop pixel edges
     patch_mask[((inside < 0) | (inside > crop_size)).any(-1)] = 0
-    return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_normals, patch_mask)
+    return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_values, patch_mask)
 
 
 def window_fade(crop_size: int, border: float = 0.04) -> np.ndarray:
@@ -207,13 +216,15 @@ def bounds(patches: list[Patch]) -> tuple[slice, slice]:
             slice(min(p.cols.start for p in patches), max(p.cols.stop for p in patches)))
 
 
-def layered(base: np.ndarray, top: np.ndarray, weight: np.ndarray, box: tuple[slice, slice]) -> None:
-    """`top` normals laid over `base`, in place, where weight (H, W) is 1, blended (and
-    renormalised) where it fades; only inside box, the only place where weight is not 0."""
+def layered(base: np.ndarray, top: np.ndarray, weight: np.ndarray, box: tuple[slice, slice], *,
+            unit: bool = True) -> None:
+    """`top` map laid over `base`, in place, where weight (H, W) is 1, blended where it fades
+    (normals, unit=True, renormalised); only inside box, the only place where weight is not 0."""
     w = weight[box][..., None]
     region = base[box]                  # a view: blended in place, no full-size copies
     region += (top[box] - region) * w
-    _renormalise(region)
+    if unit:
+        _renormalise(region)
 
 
 def fade_to_flat(normals: np.ndarray, mask: np.ndarray, box: tuple[slice, slice]) -> None:
@@ -225,18 +236,25 @@ def fade_to_flat(normals: np.ndarray, mask: np.ndarray, box: tuple[slice, slice]
     _renormalise(region)
 
 
+def strongest(patches: list[Patch], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge patches into the full-size map `values` (H, W, channels; in place, what they do not
+    cover is left as it is) and return it with the mask: each pixel takes the patch whose mask is
+    strongest there."""
+    mask = np.zeros(values.shape[:2], np.float32)
+    for patch in patches:
+        region_values, region_mask = values[patch.rows, patch.cols], mask[patch.rows, patch.cols]
+        stronger = patch.mask > region_mask
+        region_values[stronger] = patch.values[stronger]
+        region_mask[stronger] = patch.mask[stronger]
+    return values, mask
+
+
 def composite(patches: list[Patch], height: int, width: int, *,
               flat_outside: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Merge the faces' patches into full-size (normals, mask): each pixel takes the face whose
-    mask is strongest there, blended toward the flat normal (0, 0, 1) as that mask fades (or,
+    """Merge the faces' normal patches into full-size (normals, mask): each pixel takes the face
+    whose mask is strongest there, blended toward the flat normal (0, 0, 1) as that mask fades (or,
     with flat_outside=False, left as that face's normals, for `layered` to blend)."""
-    normals = flat_normals(height, width)
-    mask = np.zeros((height, width), np.float32)
-    for patch in patches:
-        region_normals, region_mask = normals[patch.rows, patch.cols], mask[patch.rows, patch.cols]
-        stronger = patch.mask > region_mask
-        region_normals[stronger] = patch.normals[stronger]
-        region_mask[stronger] = patch.mask[stronger]
+    normals, mask = strongest(patches, flat_normals(height, width))
     box = bounds(patches)
     _renormalise(normals[box])      # interpolating between unit vectors shortened them
     if flat_outside:

@@ -1,7 +1,10 @@
 """Albedo, light and height from a photo and its normals: what a renderer needs beside the normals.
 
-Until the model predicts albedo and light itself (estimator v3), they are fitted here, and this
-stays the fallback and a baseline of the evaluation:
+A v3 model predicts albedo and light per crop; `model_light` makes the photo's light of them and
+`albedo_scale` reads the one factor per channel its albedo is known up to from the photo, so that
+they keep what the fitted ones guarantee (below: the light averages 1 on the skin, and the photo
+is the albedo times the shading there).  For a normals-only model (the 8th) they are fitted here,
+the fallback and a baseline of the evaluation:
 - light: second-order SH irradiance (core/sh.py) fitted to the photo's linear luminance on the
   faces' skin, robustly (eyes, brows, lips, highlights and stray hair lose their say), assuming the
   skin's colour is even there, and white (the photo's white balance is trusted).  One photo cannot
@@ -28,6 +31,8 @@ MIN_SHADING = 0.15          # of the skin's average: darker than this, dividing 
 MAX_SLOPE = 5.0             # |dz/dx| at grazing normals (nz -> 0), where integration would blow up
 HEIGHT_SIDE = 1024          # the height is solved at most this many pixels a side, then resized
 FIT_PIXELS = 20_000         # skin pixels the light is fitted to (a random even sample)
+DARK_SKIN = 0.02            # a model's light shading the skin less than this (its mean over all
+                            # directions being 1) does not light the face: it explains nothing
 
 
 @dataclasses.dataclass
@@ -78,6 +83,47 @@ def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, see
     average = sh.shade(flat_normals, coefficients).mean(0)
     coefficients = coefficients / max(float(average.mean()), 1e-6)
     return Light(coefficients, sh.dominant_direction(coefficients), "fitted")
+
+
+def model_light(crop_lights: np.ndarray, turns: list[np.ndarray], weights: list[float],
+                skin_normals: np.ndarray) -> Light | None:
+    """The photo's light from a v3 model's lights of its crops (N, 9, 3), each in its crop's frame:
+    each turned into the photo's frame as the crop's normals are (photo normals = crop normals @
+    turns[i]), their weighted mean, scaled so that its shading averages 1 in each channel over
+    the skin's normals (M, 3), as the fitted light's does: one photo cannot tell a warm light
+    from warm skin, so the colour stays in the albedo.  None when the model's light is unusable:
+    no crop's is brighter than black, or it leaves the skin dark (the caller fits one instead).
+
+    Each crop's light comes with its albedo's unknown scale per channel (training/losses.py), so
+    before the mean each is brought to one brightness: its mean over all directions (C4 L00, which
+    no turn changes) is 1 in luminance."""
+    lights = np.stack([sh.rotate(light, turn) for light, turn in zip(crop_lights, turns)])
+    brightness = (sh.C4 * lights[:, 0]) @ sh.LUMINANCE
+    trusted = np.where(brightness > 1e-6, np.asarray(weights, np.float64), 0.0)
+    if not trusted.any():
+        return None
+    mean = np.tensordot(trusted / np.maximum(brightness, 1e-6), lights, 1) / trusted.sum()
+    if not len(skin_normals):      # no skin in sight: as if it faced the camera
+        skin_normals = np.array([[0.0, 0.0, 1.0]])
+    average = sh.shade(skin_normals, mean).mean(0)
+    if average.min() < DARK_SKIN:
+        return None
+    coefficients = (mean / average).astype(np.float32)
+    return Light(coefficients, sh.dominant_direction(coefficients).astype(np.float32), "model")
+
+
+def albedo_scale(photo: np.ndarray, albedo: np.ndarray, shading: np.ndarray) -> np.ndarray:
+    """(3,) the factor per channel that makes a v3 model's albedo times the shading explain the
+    linear photo, from the three at the same pixels (N, 3) (the skin): the median of the photo over
+    their product where the photo is neither clipped nor black and the shading bright enough to
+    divide by; the median, so that highlights, cast shadows and eyes that a second-order light
+    does not explain lose their say (as they do in the fit and in training's photometric term).
+    1 where there is nothing to read it from."""
+    usable = ((photo.max(-1) < 0.98) & (photo.min(-1) > 0.002) & (shading.min(-1) > MIN_SHADING)
+              & (albedo.min(-1) > 1e-3))
+    if usable.sum() < 50:
+        return np.ones(3, np.float32)
+    return np.median(photo[usable] / (albedo[usable] * shading[usable]), axis=0).astype(np.float32)
 
 
 def albedo(photo: np.ndarray, normals: np.ndarray, light: Light) -> np.ndarray:

@@ -1,12 +1,17 @@
-"""`Estimator`: photos in, full-size normal maps and person masks out.
+"""`Estimator`: photos in, full-size normal maps and person masks out (and albedo and light).
 
-read -> detect faces and their landmarks -> per face two square crops, framed by its landmarks
-and turned upright: the face, and head and shoulders -> the person segmenter on each head-and-
-shoulders crop -> networks (every crop of every photo in a batch together) -> turn each crop's
-normals back with its roll (and, with the photo's focal length, into camera space) -> paste back:
-the person crops' normals over the person's mask, the face crops' normals over them within the
-face's soft oval (the face keeps the detail of its closer crop) -> one map, flat (0, 0, 1) off the
-people -> encoded as the options ask (convention, number type, mask).
+read -> detect faces and their landmarks -> per face square crops, framed by its landmarks and
+turned upright: the face, head and shoulders, and with a v3 model the upper body -> the person
+segmenter on each head-and-shoulders and upper-body crop -> networks (every crop of every photo in
+a batch together) -> turn each crop's normals (and a v3 model's light) back with its roll (and,
+with the photo's focal length, into camera space) -> paste back: the upper-body crops' normals
+over the person's mask, the head-and-shoulders crops' over them within their own faded window,
+the face crops' over both within the face's soft oval (each part keeps the detail of its closest
+crop) -> one map, flat (0, 0, 1) off the people -> encoded as the options ask (convention,
+number type, mask).  A v3 model's albedo is pasted back as its normals are, with each crop's
+scale per channel read from the photo on the skin, and the photo's light is its crops' turned
+lights combined (intrinsics.model_light); a normals-only model's are fitted to the photo
+(intrinsics.fit_light).
 
 `Estimator.estimate` is the one path the CLI, the service and batch runs take: it owns reading,
 detection, the networks, finishing and encoding, and drops the work of photos whose requester
@@ -26,11 +31,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..core import frames
+from ..core import frames, sh
+from ..core.colour import srgb_to_linear
 from ..core.encoding import mask_to_uint8, normals_to_uint16
 from ..core.images import ImageSizeError, check_image_size
 from ..core.options import EstimateOptions
-from . import geometry, intrinsics, models
+from . import geometry, intrinsics, layering, models
 from .detection import FaceDetector
 from .faces import Face
 from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, read_image, to_rgb_float
@@ -41,11 +47,11 @@ from .weights import DEFAULT_WEIGHTS, load_model
 
 logger = logging.getLogger(__name__)
 
-# Where a head-and-shoulders crop cuts through the person (most often across the chest), its
-# normals and mask fade out over this fraction of the crop's side, so the cut reads as a soft
-# transition into the flat body rather than a line
-PERSON_EDGE_FADE = 0.12
 CROPS_PER_PASS = 8          # crops put through the networks at once (the service's --max-batch)
+# The crops cut per face, in this order: the face, head and shoulders, and for a v3 model (trained
+# on that framing too; the 8th never saw it) the upper body, which covers the person further down
+FRAMINGS = (geometry.crop_for_face, geometry.crop_for_person)
+V3_FRAMINGS = FRAMINGS + (geometry.crop_for_body,)
 
 Source = bytes | str | os.PathLike | np.ndarray   # an image file's bytes, its path, or pixels
 
@@ -136,6 +142,32 @@ class NormalMap:
     centres: list[tuple[float, float]]  # per face, the pixel its crop was centred on
     camera_space: bool           # whether the normals were turned into camera space
     timings: dict[str, float]    # seconds per step: detect, segment, network, paste (and read)
+    albedo: np.ndarray | None = None        # (H, W, 3) float32 linear RGB, a v3 model's (the photo
+                                            # beyond the people); None: to be fitted
+    light: intrinsics.Light | None = None   # a v3 model's, in the normals' frame; None: to be fitted
+
+
+@dataclasses.dataclass
+class CropMaps:
+    """The network's maps of N crops, each in its crop's upright frame."""
+    normals: np.ndarray               # (N, S, S, 3) unit vectors
+    albedo: np.ndarray | None = None  # (N, S, S, 3) linear RGB, v3 models: each crop's known up
+                                      # to one scale per channel
+    light: np.ndarray | None = None   # (N, 9, 3) SH coefficients (core/sh.py), v3 models
+
+    def row(self, index: int) -> CropMaps:
+        """The maps of one crop (a batch of one)."""
+        one = slice(index, index + 1)
+        return CropMaps(self.normals[one], None if self.albedo is None else self.albedo[one],
+                        None if self.light is None else self.light[one])
+
+    @classmethod
+    def joined(cls, parts: Sequence[CropMaps]) -> CropMaps:
+        def join(maps: list[np.ndarray | None]) -> np.ndarray | None:
+            present = [m for m in maps if m is not None]
+            return np.concatenate(present) if present else None
+        return cls(np.concatenate([p.normals for p in parts]), join([p.albedo for p in parts]),
+                   join([p.light for p in parts]))
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -149,7 +181,8 @@ def pick_device(name: str = "auto") -> torch.device:
 @dataclasses.dataclass
 class Job:
     """A photo between `prepare` and `finish`: its faces and their network-sized crops (with
-    detection: each face's crop, then each face's head-and-shoulders crop)."""
+    detection: each face's crop, then each face's head-and-shoulders crop, then with a v3 model
+    each face's upper-body crop)."""
     image: np.ndarray            # (H, W, 3) the photo, float RGB: albedo and light read its colours
     detect: bool
     faces: list[Face]
@@ -157,12 +190,20 @@ class Job:
     crops: np.ndarray            # (N, S, S, 3) float32
     timings: dict[str, float]
     focal_35mm: float | None = None
-    person_masks: np.ndarray | None = None  # (faces or 1, S, S): the segmenter's, per person crop
-                                            # (with detection off, of the whole image)
+    person_masks: np.ndarray | None = None  # (N, S, S): the segmenter's, per head-and-shoulders
+                                            # and upper-body crop (with detection off, of the
+                                            # whole image)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.image.shape[0], self.image.shape[1]
+
+    @property
+    def face_windows(self) -> list[geometry.Crop]:
+        """Per crop, the face crop of its face (with detection off, the crop itself)."""
+        if not self.detect:
+            return self.windows
+        return [self.windows[index % len(self.faces)] for index in range(len(self.windows))]
 
 
 class Estimator:
@@ -172,14 +213,16 @@ class Estimator:
         """max_pixels: larger photos are refused (too_large) before they are decoded.
         mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
-        give a photo and its mirror image the same normals).  model: a v3 model by name ("fast",
-        "quality"; estimator/models), its weights from backend/weights (WeightsError until v3
-        weights ship); None: the shipped 8th model (or `weights`)."""
+        give a photo and its mirror image the same normals; the 8th model only).  model: a v3
+        model by name ("fast", "quality"; estimator/models), its weights `weights` or else from
+        backend/weights (WeightsError until v3 weights ship); None: the shipped 8th model (or
+        `weights`)."""
         self.device = pick_device(device)
         self.model_name = model or "shipped"
-        self.weights = models.weights_path(model) if model else Path(weights) if weights else DEFAULT_WEIGHTS
+        self.weights = Path(weights) if weights else models.weights_path(model) if model else DEFAULT_WEIGHTS
         self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
+        self.framings = V3_FRAMINGS if isinstance(self.model, models.IntrinsicNet) else FRAMINGS
         self.detector = FaceDetector(device=self.device)
         self.segmenter = PersonSegmenter(device=self.device)
         self.max_pixels = max_pixels
@@ -205,7 +248,8 @@ class Estimator:
             if isinstance(job, PhotoError):
                 yield Result(error=job)
                 continue
-            result = self._encode(self.finish(job, network[id(job)]), job.image, photo.options)
+            wanted = "albedo" in photo.options.maps or "light" in photo.options.maps
+            result = self._encode(self.finish(job, network[id(job)], albedo_and_light=wanted), job.image, photo.options)
             heartbeat()
             yield result
 
@@ -217,9 +261,9 @@ class Estimator:
         in camera space."""
         job = self.prepare(image, detect=detect, focal_35mm=focal_35mm)
         start = time.perf_counter()
-        normals = self.predict_crops(job.crops)
+        maps = self.predict_crops(job.crops)
         job.timings["network"] = time.perf_counter() - start
-        return self.finish(job, normals)
+        return self.finish(job, maps)
 
     def _prepare(self, photo: Photo) -> Job | PhotoError:
         """Read a photo and cut its crops, or say why not."""
@@ -251,12 +295,12 @@ class Estimator:
         return read_image(source, max_pixels=self.max_pixels)
 
     def _network_pass(self, photos: Sequence[Photo], jobs: list[Job | PhotoError],
-                      heartbeat: Callable[[], None]) -> dict[int, np.ndarray]:
+                      heartbeat: Callable[[], None]) -> dict[int, CropMaps]:
         """Every job's crops through the networks, crops_per_pass at a time, skipping the crops
         of photos cancelled meanwhile (counted in dropped_crops)."""
         crops = [(photo, job, index) for photo, job in zip(photos, jobs) if isinstance(job, Job)
                  for index in range(len(job.crops))]
-        out: dict[int, list[np.ndarray]] = {id(job): [] for _, job, _ in crops}
+        out: dict[int, list[CropMaps]] = {id(job): [] for _, job, _ in crops}
         for start in range(0, len(crops), self.crops_per_pass):
             chunk = crops[start:start + self.crops_per_pass]
             wanted = [(job, index) for photo, job, index in chunk if not photo.cancelled()]
@@ -264,13 +308,13 @@ class Estimator:
             if not wanted:
                 continue
             began = time.perf_counter()
-            normals = self.predict_crops(np.stack([job.crops[index] for job, index in wanted]))
+            maps = self.predict_crops(np.stack([job.crops[index] for job, index in wanted]))
             seconds = (time.perf_counter() - began) / len(wanted)
-            for (job, _), crop_normals in zip(wanted, normals):
-                out[id(job)].append(crop_normals)
+            for row, (job, _) in enumerate(wanted):
+                out[id(job)].append(maps.row(row))
                 job.timings["network"] = job.timings.get("network", 0.0) + seconds
             heartbeat()
-        return {key: np.stack(value) for key, value in out.items() if value}
+        return {key: CropMaps.joined(value) for key, value in out.items() if value}
 
     @staticmethod
     def _encode(found: NormalMap, image: np.ndarray, options: EstimateOptions) -> Result:
@@ -289,12 +333,14 @@ class Estimator:
         if "mask" in maps:
             result.mask = mask_to_uint8(found.mask)
         if "light" in maps or "albedo" in maps:
-            skin = intrinsics.skin(found.faces, found.mask)
-            result.light = intrinsics.fit_light(image, found.normals, skin)
-            if "albedo" in maps:
-                result.albedo = torch.from_numpy(intrinsics.albedo(image, found.normals, result.light)).half().numpy()
-            if "light" not in maps:
-                result.light = None
+            light, albedo = found.light, found.albedo
+            if light is None:       # a normals-only model: fitted to the photo
+                light = intrinsics.fit_light(image, found.normals, intrinsics.skin(found.faces, found.mask))
+                albedo = intrinsics.albedo(image, found.normals, light) if "albedo" in maps else None
+            if "light" in maps:
+                result.light = light
+            if "albedo" in maps and albedo is not None:
+                result.albedo = torch.from_numpy(albedo).half().numpy()
         if "height" in maps:
             result.height = intrinsics.height(found.normals, found.mask)
         found.timings["encode"] = time.perf_counter() - start
@@ -313,81 +359,100 @@ class Estimator:
             if not faces:
                 raise NoFaceError("no face found in the photo (if it is already a cropped face, "
                                   "turn detection off: --no-detect)")
-            crops = ([geometry.crop_for_face(face) for face in faces]
-                     + [geometry.crop_for_person(face) for face in faces])
+            crops = [framing(face) for framing in self.framings for face in faces]
         else:
             faces = []
             crops = [geometry.crop_whole_image(height, width)]
         pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
         timings = {"detect": time.perf_counter() - start}
-        start = time.perf_counter()    # the person crops (with detection off, the whole image)
+        start = time.perf_counter()    # all but the face crops (with detection off, the whole image)
         person_masks = self.segmenter.segment_crops(pixels[len(faces):])
         timings["segment"] = time.perf_counter() - start
         return Job(image, detect, faces, crops, pixels, timings, focal_35mm, person_masks)
 
-    def finish(self, job: Job, crop_normals: np.ndarray) -> NormalMap:
-        """Paste the crops' normals back into a full-size map with the face mask."""
+    def finish(self, job: Job, maps: CropMaps, *, albedo_and_light: bool = True) -> NormalMap:
+        """Paste the crops' maps back into full-size ones: the normals and the person mask, and
+        with a v3 model the albedo and the photo's light (unless albedo_and_light=False: not asked for)."""
         start = time.perf_counter()
-        height, width = job.shape
-        count = len(job.faces)
-        centres = [crop.centre for crop in job.windows]
-        crop_normals = np.stack([geometry.turn_normals(n, crop) for n, crop in zip(crop_normals, job.windows)])
-        if job.focal_35mm is not None:
-            focal = frames.focal_pixels(job.focal_35mm, width, height)
-            principal = (width / 2, height / 2)
-            # a face's person crop turns with its face crop, so the two passes agree
-            turn_centres = centres[:count] * 2 if job.detect else centres
-            crop_normals = np.stack([n @ frames.face_turn(c, focal, principal).T.astype(np.float32)
-                                     for n, c in zip(crop_normals, turn_centres)])
+        turns = self._turns(job)
+        crop_normals = [n @ turn for n, turn in zip(maps.normals, turns)]
         assert job.person_masks is not None
-        if not job.detect:
-            # the normals cover the whole image (it is taken to be a face crop); the mask says where
-            # the segmenter sees a person, so an image without one is told apart (person_check.py)
-            whole = np.ones((self.size, self.size), np.float32)
-            normals, _ = geometry.composite([geometry.paste_back(crop_normals[0], whole, job.windows[0],
-                                                                 height, width)], height, width)
-            person = geometry.paste_back(crop_normals[0], job.person_masks[0], job.windows[0], height, width)
-            mask = np.zeros((height, width), np.float32)
-            mask[person.rows, person.cols] = person.mask
-        else:
-            face_oval = geometry.face_mask(self.size)
-            edges = geometry.window_fade(self.size, PERSON_EDGE_FADE)
-            people = [geometry.paste_back(n, m * edges, crop, height, width) for n, m, crop in
-                      zip(crop_normals[count:], job.person_masks, job.windows[count:])]
-            faces = [geometry.paste_back(n, face_oval * m, crop, height, width) for n, m, crop in
-                     zip(crop_normals[:count], self._person_in_face_crops(job), job.windows[:count])]
-            normals, mask = geometry.composite(people, height, width, flat_outside=False)
-            face_normals, face_weight = geometry.composite(faces, height, width, flat_outside=False)
-            geometry.layered(normals, face_normals, face_weight, geometry.bounds(faces))
-            geometry.fade_to_flat(normals, mask, geometry.bounds(people))
+        weights = layering.crop_weights(job.windows, job.person_masks, len(job.faces), self.size)
+        normals, coverage = layering.paste(crop_normals, weights, job.windows, len(job.faces), *job.shape, unit=True)
+        mask = coverage if job.detect else self._person_in_whole_image(job)
+        albedo, light = None, None
+        if albedo_and_light and maps.light is not None:
+            albedo, light = self._albedo_and_light(job, maps, crop_normals, turns, weights, normals, mask)
         job.timings["paste"] = time.perf_counter() - start
-        return NormalMap(normals, mask, job.faces, centres[:max(1, count)],
-                         job.focal_35mm is not None, job.timings)
+        centres = [crop.centre for crop in job.windows[:max(1, len(job.faces))]]
+        return NormalMap(normals, mask, job.faces, centres, job.focal_35mm is not None, job.timings, albedo, light)
 
     @staticmethod
-    def _person_in_face_crops(job: Job) -> list[np.ndarray]:
-        """Each person crop's mask resampled into the same face's crop: the face pass is kept only
-        on the person (its oval also covers background beside the head)."""
-        count = len(job.faces)
+    def _turns(job: Job) -> list[np.ndarray]:
+        """Per crop, the (3, 3) turn from its upright frame into the photo's (crop normals @ turn):
+        its roll and, with the focal length, the line of sight to its face's crop (a face's crops
+        all turn with its face crop, so they agree)."""
+        turns = [geometry.crop_turn(crop) for crop in job.windows]
+        if job.focal_35mm is not None:
+            height, width = job.shape
+            focal, principal = frames.focal_pixels(job.focal_35mm, width, height), (width / 2, height / 2)
+            turns = [turn @ frames.face_turn(face.centre, focal, principal).T
+                     for turn, face in zip(turns, job.face_windows)]
+        return [turn.astype(np.float32) for turn in turns]
+
+    @staticmethod
+    def _person_in_whole_image(job: Job) -> np.ndarray:
+        """With detection off the normals cover the whole image (it is taken to be a face crop);
+        the mask says where the segmenter sees a person, so an image without one is told apart
+        (person_check.py)."""
         assert job.person_masks is not None
-        size = job.person_masks.shape[-1]
-        masks = []
-        for face_crop, person_crop, mask in zip(job.windows[:count], job.windows[count:], job.person_masks):
-            # face-crop pixel -> photo -> person-crop pixel
-            to_photo = np.vstack([cv2.invertAffineTransform(face_crop.affine_to(size)), [0, 0, 1]])
-            to_person = person_crop.affine_to(size) @ to_photo
-            masks.append(cv2.warpAffine(mask, to_person, (size, size),
-                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                        borderMode=cv2.BORDER_CONSTANT))
-        return masks
+        height, width = job.shape
+        seen = job.person_masks[0]
+        person = geometry.paste_back(seen[..., None], seen, job.windows[0], height, width)
+        mask = np.zeros((height, width), np.float32)
+        mask[person.rows, person.cols] = person.mask
+        return mask
+
+    def _albedo_and_light(self, job: Job, maps: CropMaps, crop_normals: list[np.ndarray],
+                          turns: list[np.ndarray], weights: list[np.ndarray], normals: np.ndarray,
+                          mask: np.ndarray) -> tuple[np.ndarray | None, intrinsics.Light | None]:
+        """A v3 model's albedo and light of the whole photo, or (None, None) when its light is
+        unusable (then they are fitted).  The light: every crop's, turned as its normals are, a
+        face's crops alike weighted by the face's area (each is an estimate of the same light; a
+        larger face is seen in more pixels), then scaled on the skin (intrinsics.model_light).
+        The albedo: each crop's scale per channel read from the photo on the skin that crop sees
+        (every crop of a face holds the face), so that photo = albedo x shading there and the
+        crops agree where they meet; pasted back as the normals are, and the photo itself beyond
+        the people (the fit divides the background by the light too, which tints it:
+        docs/relighting.md)."""
+        assert maps.light is not None and maps.albedo is not None
+        skin = intrinsics.skin(job.faces, mask)
+        light = intrinsics.model_light(maps.light, turns, [face.side ** 2 for face in job.face_windows],
+                                       normals[skin])
+        if light is None:
+            return None, None
+        scaled, skin_map = [], skin.astype(np.float32)
+        for pixels, crop_albedo, crop_normal, crop in zip(job.crops, maps.albedo, crop_normals, job.windows):
+            seen = geometry.cut_crop(skin_map, crop, self.size, cv2.BORDER_CONSTANT) > 0.5
+            scale = intrinsics.albedo_scale(srgb_to_linear(pixels[seen]), crop_albedo[seen],
+                                            sh.shade(crop_normal[seen], light.coefficients))
+            scaled.append(crop_albedo * scale)
+        albedo, coverage = layering.paste(scaled, weights, job.windows, len(job.faces), *job.shape, unit=False)
+        albedo += (srgb_to_linear(job.image) - albedo) * (1 - coverage)[..., None]
+        return albedo, light
 
     @torch.inference_mode()
-    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) float crops in [0, 1] -> (N, S, S, 3) unit normals."""
+    def predict_crops(self, crops: np.ndarray) -> CropMaps:
+        """(N, S, S, 3) float crops in [0, 1] -> their unit normals (and a v3 model's albedo and light)."""
         tensor = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(self.device)
         tensor = tensor.float()
-        if isinstance(self.model, models.IntrinsicNet):   # v3: albedo and light too (normals used so far)
-            normals = self.model(tensor)["normals"]
-        else:
-            normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
-        return normals.permute(0, 2, 3, 1).float().cpu().numpy()
+        if isinstance(self.model, models.IntrinsicNet):
+            out = self.model(tensor)
+            return CropMaps(_channels_last(out["normals"]), _channels_last(out["albedo"]),
+                            out["light"].float().cpu().numpy())
+        normals = mirror_averaged(self.model, tensor) if self.mirror_average else self.model(tensor)
+        return CropMaps(_channels_last(normals))
+
+
+def _channels_last(maps: torch.Tensor) -> np.ndarray:
+    return maps.permute(0, 2, 3, 1).float().cpu().numpy()

@@ -130,6 +130,14 @@ def test_a_v3_model_without_weights_is_a_one_line_error(tmp_path, astronaut_path
         assert "Traceback" not in done.stderr
 
 
+def test_a_v3_model_runs_from_a_weights_file_and_gives_its_own_light(tmp_path, astronaut_path, v3_weights):
+    done = run_backend("predict", astronaut_path, "-o", tmp_path, "--model", "fast", "--weights", v3_weights,
+                       "--outputs", "normal,albedo,light")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "astronaut_light.json").read_text())["source"] == "model"
+    assert (tmp_path / "astronaut_albedo.png").exists()
+
+
 def test_predict_writes_every_output_and_one_multilayer_exr(tmp_path, astronaut_path, untrained_weights):
     import OpenEXR
     done = run_backend("predict", astronaut_path, "-o", tmp_path, "--weights", untrained_weights, "--exr",

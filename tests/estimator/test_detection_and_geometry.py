@@ -148,7 +148,7 @@ def test_cut_then_paste_returns_the_same_pixels_in_place(photo):
     cut = geometry.cut_crop(photo, crop, 256)
     patch = geometry.paste_back(cut, np.ones((256, 256), np.float32), crop, 512, 512)
     assert (patch.rows, patch.cols) == (slice(40, 240), slice(150, 350))
-    assert np.abs(patch.normals - photo[patch.rows, patch.cols]).mean() < 0.02
+    assert np.abs(patch.values - photo[patch.rows, patch.cols]).mean() < 0.02
     assert patch.mask.min() > 0.99
 
 
@@ -161,7 +161,7 @@ def test_a_turned_crop_is_upright_and_pastes_back_in_place(photo):
     patch = geometry.paste_back(cut, np.ones((256, 256), np.float32), crop, 512, 512)
     inside = patch.mask > 0.99
     assert inside.sum() > 0.95 * 200 * 200
-    assert np.abs(patch.normals - rolled[patch.rows, patch.cols])[inside].mean() < 0.03
+    assert np.abs(patch.values - rolled[patch.rows, patch.cols])[inside].mean() < 0.03
     # the mask ends at the turned square's edges, not at its bounding box
     assert patch.mask[0, 0] == 0 and patch.mask.shape[0] > 260
 
@@ -169,8 +169,7 @@ def test_a_turned_crop_is_upright_and_pastes_back_in_place(photo):
 def test_crop_normals_turn_with_the_face():
     """A face rolled 90 degrees counter-clockwise: its right (+x in the upright crop) is the
     photo's up (+y), its up is the photo's left."""
-    turned = geometry.turn_normals(np.array([[1.0, 0, 0], [0, 1.0, 0]], np.float32),
-                                   geometry.Crop(0, 0, 10, angle=90))
+    turned = np.array([[1.0, 0, 0], [0, 1.0, 0]]) @ geometry.crop_turn(geometry.Crop(0, 0, 10, angle=90))
     assert np.allclose(turned, [[0, 1, 0], [-1, 0, 0]], atol=1e-6)
 
 
@@ -179,7 +178,7 @@ def test_patch_is_clipped_to_the_photo_and_masked_to_the_window():
     patch = geometry.paste_back(np.ones((64, 64, 3), np.float32), np.ones((64, 64), np.float32),
                                 crop, 512, 512)
     assert (patch.rows, patch.cols) == (slice(450, 512), slice(0, 80))
-    assert patch.normals.shape == (62, 80, 3)
+    assert patch.values.shape == (62, 80, 3)
     assert patch.mask[0].max() == 0            # row 450's centre (450.5) lies above the window
     assert patch.mask[1:].min() == 1.0         # every pixel whose centre is inside counts
 
@@ -202,8 +201,8 @@ def test_a_turned_sphere_pastes_back_as_the_same_sphere():
     still point right on the right and up at the top of the photo."""
     crop = geometry.Crop(x0=300.0, y0=100.0, side=200.0, angle=35)
     sphere = sphere_normals(256)[0]
-    patch = geometry.paste_back(geometry.turn_normals(sphere, crop), np.ones((256, 256), np.float32),
-                                crop, 480, 640)
+    turned = sphere @ geometry.crop_turn(crop).astype(np.float32)
+    patch = geometry.paste_back(turned, np.ones((256, 256), np.float32), crop, 480, 640)
     normals, _ = geometry.composite([patch], 480, 640)
     yy, xx = np.mgrid[0:480, 0:640] + 0.5
     dx, dy = (xx - 400) / 100, -(yy - 200) / 100

@@ -7,7 +7,7 @@ import numpy as np
 
 from backend.core import sh
 from backend.core.colour import linear_to_srgb
-from backend.estimator import intrinsics
+from backend.estimator import geometry, intrinsics
 
 from helpers import run_backend, sphere_normals
 
@@ -30,6 +30,32 @@ def test_the_fitted_light_and_albedo_recover_a_lit_sphere():
     assert np.median(np.abs(albedo[lit] / scale - albedo_truth[lit]) / albedo_truth[lit]) < 0.05
     # the photo's shading is gone: the albedo is as even across the sphere as the skin is
     assert albedo[lit].std(0).mean() / albedo[lit].mean() < 0.15 < photo[lit].std(0).mean() / photo[lit].mean()
+
+
+def test_a_models_crop_lights_make_one_light_of_the_photo():
+    """Two crops of a face, turned differently, each light with its own brightness and colour (the
+    scale its albedo is known up to): turned back, they are the photo's light, scaled so that the
+    skin's shading averages 1 in each channel; and the albedo's scale comes back from the photo
+    despite highlights."""
+    normals, inside = sphere_normals(64)
+    skin = normals[inside & (normals[..., 2] > 0.5)]
+    light = sh.project_light((0.5, 0.3, 0.8), (1.0, 1.0, 1.0)) + sh.project_light((0, 0, 1), (0.2, 0.2, 0.2))
+    turns = [geometry.crop_turn(geometry.Crop(0, 0, 1, angle)) for angle in (20.0, -35.0)]
+    scales = ([2.0, 2.0, 2.0], [0.5, 0.6, 0.4])
+    crop_lights = np.stack([sh.rotate(light, turn.T) * scale for turn, scale in zip(turns, scales)])
+    found = intrinsics.model_light(crop_lights, turns, [1.0, 3.0], skin)
+    assert found is not None and found.source == "model"
+    assert np.allclose(found.coefficients, light / sh.shade(skin, light).mean(0), atol=1e-4)
+    assert np.allclose(sh.shade(skin, found.coefficients).mean(0), 1, atol=1e-4)
+    behind = sh.project_light((0, 0, -1), (1.0, 1.0, 1.0))[None]
+    assert intrinsics.model_light(behind, [np.eye(3)], [1.0], skin) is None
+    assert intrinsics.model_light(np.zeros((1, 9, 3)), [np.eye(3)], [1.0], skin) is None
+
+    albedo = np.random.default_rng(2).uniform(0.1, 0.4, (len(skin), 3))
+    shading = sh.shade(skin, found.coefficients)
+    photo = albedo * [1.5, 1.2, 0.9] * shading
+    photo[::10] = 0.95                    # highlights
+    assert np.allclose(intrinsics.albedo_scale(photo, albedo, shading), [1.5, 1.2, 0.9], rtol=1e-3)
 
 
 def test_height_is_the_integrated_surface_and_flat_off_the_person():

@@ -109,7 +109,7 @@ def test_crop_input_uses_the_network_directly(estimator):
     equals the network's own output for that crop."""
     crop = np.random.default_rng(1).random((256, 256, 3)).astype(np.float32)
     result = estimator.normal_map(crop, detect=False)
-    direct = estimator.predict_crops(crop[None])[0]
+    direct = estimator.predict_crops(crop[None]).normals[0]
     assert np.abs(result.normals - direct).max() < 1e-3
 
 
