@@ -72,7 +72,8 @@ def albedo(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch
 def light(pred: torch.Tensor, truth: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """L1 between predicted and true SH coefficients (B, 9, 3), the prediction divided by the
     albedo's scale per channel (B, 3, 1, 1), relative to the truth's constant term."""
-    unscaled = pred * scale.view(-1, 1, 3)      # albedo * s ~ truth, so light / s ~ truth's light
+    # s * albedo ~ the true albedo, and the photo is albedo * light, so light / s ~ the true light
+    unscaled = pred / scale.view(-1, 1, 3).clamp_min(1e-3)
     size = truth[:, 0].abs().mean(-1).clamp_min(1e-3)
     return ((unscaled - truth).abs().mean((-2, -1)) / size).mean()
 

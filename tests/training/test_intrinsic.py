@@ -38,6 +38,17 @@ def test_renders_carry_albedo_and_light_that_explain_them(tiny_facekit):
     assert float(wrong) > 3 * float(own)
 
 
+def test_the_light_term_asks_for_the_light_that_explains_the_photo_with_the_albedo(tiny_facekit):
+    """An albedo half the truth explains the photo only with twice the light: the light term must
+    take that pair as right, as the photometric term does, and the true light as wrong."""
+    sample = FaceRenderer(FaceKit(tiny_facekit), 96, plain_camera=True).test_sample(0, "face")
+    mask = torch.from_numpy(sample.valid * sample.subject)[None, None]
+    albedo, truth = as_batch(sample.albedo), torch.from_numpy(sample.light)[None]
+    scale = losses.channel_scale(albedo / 2, albedo, mask)
+    assert float(losses.light(2 * truth, truth, scale)) < 1e-5
+    assert float(losses.light(truth, truth, scale)) > 0.1
+
+
 def test_another_light_changes_only_the_light(tiny_facekit):
     renderer = FaceRenderer(FaceKit(tiny_facekit), 96)
     a, b = renderer.test_sample(1), renderer.test_sample(1, light_seed=99)
