@@ -286,10 +286,11 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights file (default: the shipped model)")
-    parser.add_argument("--model", choices=("fast", "quality"),
-                        help="a v3 model size instead of the shipped 8th model: fast (for CPUs) or "
-                             "quality (for GPUs), its weights --weights or the shipped ones (an error "
-                             "until v3 weights ship: docs/training.md)")
+    parser.add_argument("--model", choices=("auto", "fast", "quality"), default="auto",
+                        help="a v3 model size: fast (for CPUs) or quality (for GPUs), its weights --weights "
+                             "or the shipped ones (an error until v3 weights ship: docs/training.md); auto "
+                             "(default): the size for the device once they ship; the 8th model until then, "
+                             "and whenever --weights is given without a size")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
 
 
@@ -384,10 +385,12 @@ def run_batch(args: argparse.Namespace) -> int:
     from .batch.local import BatchError, LocalPool, default_workers, photos_per_pass
     from .batch.run import Executor, run_batch as run
     from .batch.video import VideoError, frame_count
+    from .estimator import models
     from .estimator.pipeline import pick_device
 
     try:
         device = pick_device(args.device)
+        size = models.pick(args.model, device, weights_given=bool(args.weights))
         units = read_units(args.inputs, frame_count=frame_count)
     except (InputError, VideoError, ValueError) as error:
         return _fail(str(error))
@@ -396,7 +399,7 @@ def run_batch(args: argparse.Namespace) -> int:
     gpu = device.type == "cuda"
     settings = Settings(str(Path(args.output).resolve()), _estimate_options(args), npy=args.npy, exr=args.exr,
                         weights=str(Path(args.weights).resolve()) if args.weights else None,
-                        device=args.device, threads=0 if gpu else args.threads,
+                        model=size or "shipped", device=args.device, threads=0 if gpu else args.threads,
                         photos_per_pass=args.batch_size or photos_per_pass(gpu), smooth=not args.no_smooth,
                         fps=args.fps)
     if args.ray:
@@ -497,11 +500,12 @@ def run_info(args: argparse.Namespace) -> int:
         from .estimator.pipeline import pick_device
         from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
 
-        weights = (Path(args.weights) if args.weights else
-                   models.weights_path(args.model) if args.model else DEFAULT_WEIGHTS)
         try:
             device = pick_device(args.device)
-            if args.model:
+            size = models.pick(args.model, device, weights_given=bool(args.weights))
+            weights = (Path(args.weights) if args.weights else
+                       models.weights_path(size) if size else DEFAULT_WEIGHTS)
+            if size:
                 v3 = models.load_model(weights)
                 parameters, config, provenance = count_parameters(v3), v3.config.to_dict(), dict[str, str]()
             else:
@@ -509,7 +513,7 @@ def run_info(args: argparse.Namespace) -> int:
                 parameters, config = count_parameters(build_model(shipped)), shipped.to_dict()
         except (WeightsError, ValueError) as error:
             return _fail(str(error))
-        report = {"weights": str(weights), "model": args.model or "shipped", "device": str(device),
+        report = {"weights": str(weights), "model": size or "shipped", "device": str(device),
                   "parameters": parameters, "config": config, "provenance": provenance}
     if args.json:
         print(json.dumps(report, indent=2))

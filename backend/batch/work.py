@@ -28,6 +28,7 @@ class Settings:
     npy: bool = False
     exr: bool = False
     weights: str | None = None
+    model: str = "auto"            # Estimator's: "shipped" (the 8th), "fast", "quality" or "auto"
     device: str = "auto"
     threads: int = 0               # torch threads in this worker (0: torch's default)
     photos_per_pass: int = 4       # photos whose crops go through the networks together
@@ -37,7 +38,8 @@ class Settings:
     def content(self) -> dict:
         """What changes the files' pixels: a done photo with other settings is done again."""
         return {"convention": self.options.convention, "detect": self.options.detect,
-                "focal_35mm": self.options.focal_35mm, "weights": self.weights, "smooth": self.smooth}
+                "focal_35mm": self.options.focal_35mm, "weights": self.weights, "model": self.model,
+                "smooth": self.smooth}
 
     def wanted(self) -> set[str]:
         """The output names (write_result's keys) every done photo must have."""
@@ -56,7 +58,7 @@ class Worker:
             import torch
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.estimator = Estimator(settings.weights, device=settings.device)
+        self.estimator = Estimator(settings.weights, device=settings.device, model=settings.model)
         self.output = Path(settings.output)
 
     def run(self, unit: Unit, emit: Callable[[dict], None], stop: Callable[[], bool] = lambda: False) -> None:

@@ -209,18 +209,20 @@ class Job:
 class Estimator:
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "auto",
                  max_pixels: int = MAX_PIXELS, mirror_average: bool = False,
-                 crops_per_pass: int = CROPS_PER_PASS, model: str | None = None):
+                 crops_per_pass: int = CROPS_PER_PASS, model: str | None = "auto"):
         """max_pixels: larger photos are refused (too_large) before they are decoded.
         mirror_average: also run each crop's mirror image and average the two (twice the
         network time; see networks.mirror_averaged; off since the 8th model, which is trained to
         give a photo and its mirror image the same normals; the 8th model only).  model: a v3
         model by name ("fast", "quality"; estimator/models), its weights `weights` or else from
-        backend/weights (WeightsError until v3 weights ship); None: the shipped 8th model (or
-        `weights`)."""
+        backend/weights (WeightsError until v3 weights ship); "shipped": the 8th model (or
+        `weights`); "auto" (or None): the size for the device once v3 weights ship, until then
+        (and whenever `weights` is given) the 8th model (models.pick)."""
         self.device = pick_device(device)
-        self.model_name = model or "shipped"
-        self.weights = Path(weights) if weights else models.weights_path(model) if model else DEFAULT_WEIGHTS
-        self.model = models.load_model(self.weights, self.device) if model else load_model(self.weights, self.device)
+        size = models.pick(model, self.device, weights_given=weights is not None)
+        self.model_name = size or "shipped"
+        self.weights = Path(weights) if weights else models.weights_path(size) if size else DEFAULT_WEIGHTS
+        self.model = models.load_model(self.weights, self.device) if size else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.framings = V3_FRAMINGS if isinstance(self.model, models.IntrinsicNet) else FRAMINGS
         self.detector = FaceDetector(device=self.device)

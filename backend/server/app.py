@@ -345,7 +345,8 @@ class Server:
                                         "when it ends)")
         batch = BatchRequest(client, key[1], message.header["options"], context=self.context,
                              results=f"inproc://results-{id(self)}", weights=str(self.estimator.weights),
-                             device=str(self.estimator.device), gpu=self.estimator.device.type == "cuda")
+                             model=self.estimator.model_name, device=str(self.estimator.device),
+                             gpu=self.estimator.device.type == "cuda")
         self.outstanding[key] = time.monotonic()
         self.batches[key] = batch
         batch.start()

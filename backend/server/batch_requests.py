@@ -25,10 +25,10 @@ class BatchRequest:
     """One batch request running; `cancel()` stops it after the photos in flight."""
 
     def __init__(self, client: bytes, request_id: str, options: protocol.BatchOptions, *,
-                 context: zmq.Context, results: str, weights: str, device: str, gpu: bool):
+                 context: zmq.Context, results: str, weights: str, model: str, device: str, gpu: bool):
         self.client, self.request_id, self.options = client, request_id, options
         self.context, self.results = context, results
-        self.settings = Settings(options.output, options.estimate, weights=weights, device=device,
+        self.settings = Settings(options.output, options.estimate, weights=weights, model=model, device=device,
                                  threads=0 if gpu else THREADS, photos_per_pass=photos_per_pass(gpu))
         self.workers = default_workers(gpu)
         self._cancelled = threading.Event()

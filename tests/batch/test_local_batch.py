@@ -54,6 +54,17 @@ def test_batch_writes_predicts_files_a_manifest_and_a_summary(tmp_path, photo_fo
 
 
 @pytest.mark.slow
+def test_batch_runs_the_model_asked_for(tmp_path, photo_folder, v3_weights):
+    out = tmp_path / "out"
+    done = run_batch(photo_folder / "p0.png", "-o", out, "--model", "fast", "--weights", v3_weights,
+                     "--outputs", "normal,light", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "p0_light.json").read_text())["source"] == "model"    # the v3 model's own
+    [line] = manifest_lines(out)
+    assert line["settings"]["model"] == "fast"
+
+
+@pytest.mark.slow
 def test_a_batch_killed_with_sigkill_resumes_and_finishes_every_photo(tmp_path, photo_folder, untrained_weights):
     out = tmp_path / "out"
     args = (photo_folder, "-o", out, "--weights", untrained_weights, "--workers", "1", "--batch-size", "1")

@@ -96,3 +96,20 @@ def test_a_v3_model_covers_the_upper_body_below_the_head_and_shoulders_crop(v3, 
     assert np.degrees(np.arccos(np.clip(mine.normals[suit][..., 2], -1, 1))).mean() > 0.1   # the network's
     # the crops meet without a gap: across the head-and-shoulders crop's lower edge, on her suit
     assert mine.mask[250:340, 200:260].min() > 0.85
+
+
+def test_auto_runs_the_size_for_the_device_once_its_weights_ship(monkeypatch, tmp_path):
+    import torch
+
+    from backend.estimator import models
+    monkeypatch.setattr(models, "WEIGHTS_FOLDER", tmp_path)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert models.pick("auto", cpu) is None and models.pick(None, gpu) is None     # none ship: the 8th
+    assert models.pick("quality", cpu) == "quality" and models.pick("shipped", cpu) is None
+    models.weights_path("fast").write_bytes(b"")
+    assert models.pick("auto", cpu) == "fast" and models.pick("auto", gpu) is None
+    assert models.pick("auto", cpu, weights_given=True) is None   # a file without a size: the 8th's
+    models.weights_path("quality").write_bytes(b"")
+    assert models.pick("auto", gpu) == "quality" and models.pick("auto", cpu) == "fast"
+    with pytest.raises(ValueError, match="unknown model"):
+        models.pick("huge", cpu)

@@ -3,7 +3,8 @@ one factory), and their weights files.
 
     create_model("quality")            an untrained network of a named size
     weights_path("fast")               where that size's shipped weights live
-    default_size(device)               the size run when none is named (None until weights ship)
+    pick("auto", device)               the size run when none is named (None, the 8th model,
+                                       until v3 weights ship)
     load_model(path) / save_model(...) safetensors, fp16, the architecture and config in the metadata
 
 Sizes: "fast" (the CPU default: per face about the 8th model's cost) and "quality" (at most the
@@ -24,7 +25,7 @@ from torch import nn
 from ..weights import WeightsError
 from .intrinsic import IntrinsicConfig, IntrinsicNet
 
-__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "default_size", "load_model", "save_model",
+__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "load_model", "pick", "save_model",
            "weights_path"]
 
 FORMAT = "face-intrinsics/1"
@@ -51,11 +52,21 @@ def weights_path(name: str) -> Path:
     return WEIGHTS_FOLDER / f"face_intrinsics_{name}.safetensors"
 
 
-def default_size(device: torch.device) -> str | None:
-    """The size to run when none is asked for: "quality" on a GPU, "fast" elsewhere, when its
-    weights ship; None (the 8th model) until they do."""
-    name = "quality" if device.type == "cuda" else "fast"
-    return name if weights_path(name).is_file() else None
+def pick(name: str | None, device: torch.device, *, weights_given: bool = False) -> str | None:
+    """The v3 size to run for a requested name, or None for the 8th model.  A size is run as
+    named; "shipped" is the 8th model; "auto" (or None): "quality" on a GPU, "fast" elsewhere, once
+    that size's weights ship and unless a weights file was given (a file without a size is the
+    8th model's)."""
+    if name in SIZES:
+        return name
+    if name == "shipped":
+        return None
+    if name not in (None, "auto"):
+        raise ValueError(f"unknown model {name!r}: auto, shipped or one of {sorted(SIZES)}")
+    if weights_given:
+        return None
+    size = "quality" if device.type == "cuda" else "fast"
+    return size if weights_path(size).is_file() else None
 
 
 def architecture_of(model: nn.Module) -> str:
