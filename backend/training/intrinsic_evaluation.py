@@ -13,8 +13,8 @@
   a light from the camera);
 - pigment: freckles and lipstick painted on (nothing else changed): degrees the normals move
   over the face;
-- cost: per face (a face crop and a head-and-shoulders crop, batch 1) in milliseconds, and crops
-  per second at batch 8, on the evaluation's device.
+- cost: per face (the crops `predict` cuts: face and head and shoulders, and for v3 the upper
+  body; batch 1) in milliseconds, and crops per second at batch 8, on the evaluation's device.
 
 Models without albedo and light (the 8th, `FaceNormalNet`) get the normal, sharpness, pigment and
 cost rows, and their albedo and lighting rows come from the backend's fallback (estimator/
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..core import sh
 from ..estimator import intrinsics, models
+from ..estimator import pipeline
 from ..estimator.networks import FaceNormalNet
 from ..estimator.weights import load_model as load_normal_model
 from .dataset import render_tests
@@ -119,6 +120,11 @@ def baselines(sample: Sample, sigma: float) -> dict[str, np.ndarray]:
             "retinex (baseline)": retinex(sample.image, sigma)}
 
 
+def crops_per_face(net: torch.nn.Module) -> int:
+    """The crops `predict` runs per face: face and head and shoulders, and for v3 the upper body."""
+    return len(pipeline.FRAMINGS if isinstance(net, FaceNormalNet) else pipeline.V3_FRAMINGS)
+
+
 def cost_rows(nets: dict[str, torch.nn.Module], size: int, device: torch.device, repeats: int = 5) -> list[dict]:
     rows = []
     for name, net in nets.items():
@@ -138,7 +144,7 @@ def cost_rows(nets: dict[str, torch.nn.Module], size: int, device: torch.device,
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
             return float(np.median(times))
-        per_face = 2 * seconds(1)
+        per_face = crops_per_face(net) * seconds(1)
         rows.append({"table": "cost", "name": name, "device": device.type, "crop_side": side,
                      "ms_per_face": round(per_face * 1000, 2), "crops_per_s_batch8": round(8 / seconds(8), 1)})
     return rows
