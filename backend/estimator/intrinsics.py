@@ -31,6 +31,7 @@ MIN_SHADING = 0.15          # of the skin's average: darker than this, dividing 
 MAX_SLOPE = 5.0             # |dz/dx| at grazing normals (nz -> 0), where integration would blow up
 HEIGHT_SIDE = 1024          # the height is solved at most this many pixels a side, then resized
 FIT_PIXELS = 20_000         # skin pixels the light is fitted to (a random even sample)
+MIN_READ_PIXELS = 50        # fewer readable skin pixels than this say nothing about the light
 DARK_SKIN = 0.02            # a model's light shading the skin less than this (its mean over all
                             # directions being 1) does not light the face: it explains nothing
 
@@ -64,6 +65,11 @@ def skin(faces: list[Face], mask: np.ndarray) -> np.ndarray:
     return (region > 0) & (mask > 0.5)
 
 
+def readable(linear: np.ndarray) -> np.ndarray:
+    """Where a linear photo (..., 3) tells of its light: no channel clipped, none black."""
+    return (linear.max(-1) < 0.98) & (linear.min(-1) > 0.002)
+
+
 def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, seed: int = 0) -> Light:
     """SH light explaining the sRGB photo (H, W, 3) at its normals on `region`, scaled to average
     1 there (see the module's docstring).  One shape, fitted to the luminance, and white: fitted
@@ -72,9 +78,8 @@ def fit_light(photo: np.ndarray, normals: np.ndarray, region: np.ndarray, *, see
     skin's colour, leaving the albedo's skin grey (a photo is white-balanced: its light is taken
     as white, and the colours stay in the albedo)."""
     linear = srgb_to_linear(photo)
-    usable = region & (linear.max(-1) < 0.98) & (linear.min(-1) > 0.002)   # not clipped, not black
-    where = np.flatnonzero(usable)
-    if len(where) < 50:      # nothing to read the light from: even light from the front
+    where = np.flatnonzero(region & readable(linear))
+    if len(where) < MIN_READ_PIXELS:      # nothing to read the light from: even light from the front
         return Light(sh.project_light((0, 0, 1), (1, 1, 1)), np.array([0, 0, 1.0], np.float32), "fitted")
     if len(where) > FIT_PIXELS:
         where = np.random.default_rng(seed).choice(where, FIT_PIXELS, replace=False)
@@ -119,9 +124,8 @@ def albedo_scale(photo: np.ndarray, albedo: np.ndarray, shading: np.ndarray) -> 
     divide by; the median, so that highlights, cast shadows and eyes that a second-order light
     does not explain lose their say (as they do in the fit and in training's photometric term).
     1 where there is nothing to read it from."""
-    usable = ((photo.max(-1) < 0.98) & (photo.min(-1) > 0.002) & (shading.min(-1) > MIN_SHADING)
-              & (albedo.min(-1) > 1e-3))
-    if usable.sum() < 50:
+    usable = readable(photo) & (shading.min(-1) > MIN_SHADING) & (albedo.min(-1) > 1e-3)
+    if usable.sum() < MIN_READ_PIXELS:
         return np.ones(3, np.float32)
     return np.median(photo[usable] / (albedo[usable] * shading[usable]), axis=0).astype(np.float32)
 
