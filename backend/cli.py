@@ -498,13 +498,11 @@ def run_info(args: argparse.Namespace) -> int:
         from .estimator import models
         from .estimator.networks import build_model, count_parameters
         from .estimator.pipeline import pick_device
-        from .estimator.weights import DEFAULT_WEIGHTS, WeightsError, read_metadata
+        from .estimator.weights import WeightsError, read_metadata
 
         try:
             device = pick_device(args.device)
-            size = models.pick(args.model, device, weights_given=bool(args.weights))
-            weights = (Path(args.weights) if args.weights else
-                       models.weights_path(size) if size else DEFAULT_WEIGHTS)
+            size, weights = models.resolve(args.model, device, args.weights)
             if size:
                 v3 = models.load_model(weights)
                 parameters, config, provenance = count_parameters(v3), v3.config.to_dict(), dict[str, str]()

@@ -25,7 +25,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -43,7 +42,7 @@ from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, rea
 from .networks import mirror_averaged
 from .person_check import person_warnings
 from .segmentation import PersonSegmenter
-from .weights import DEFAULT_WEIGHTS, load_model
+from .weights import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +218,8 @@ class Estimator:
         `weights`); "auto" (or None): the size for the device once v3 weights ship, until then
         (and whenever `weights` is given) the 8th model (models.pick)."""
         self.device = pick_device(device)
-        size = models.pick(model, self.device, weights_given=weights is not None)
+        size, self.weights = models.resolve(model, self.device, weights)
         self.model_name = size or "shipped"
-        self.weights = Path(weights) if weights else models.weights_path(size) if size else DEFAULT_WEIGHTS
         self.model = models.load_model(self.weights, self.device) if size else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.framings = V3_FRAMINGS if isinstance(self.model, models.IntrinsicNet) else FRAMINGS

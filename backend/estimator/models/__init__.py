@@ -5,6 +5,7 @@ one factory), and their weights files.
     weights_path("fast")               where that size's shipped weights live
     pick("auto", device)               the size run when none is named (None, the 8th model,
                                        until v3 weights ship)
+    resolve("auto", device, weights)   that size and the weights file it runs
     load_model(path) / save_model(...) safetensors, fp16, the architecture and config in the metadata
 
 Sizes: "fast" (the CPU default: per face about the 8th model's cost) and "quality" (at most the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -22,10 +24,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ..weights import WeightsError
+from ..weights import DEFAULT_WEIGHTS, WeightsError
 from .intrinsic import IntrinsicConfig, IntrinsicNet
 
-__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "load_model", "pick", "save_model",
+__all__ = ["IntrinsicConfig", "IntrinsicNet", "create_model", "load_model", "pick", "resolve", "save_model",
            "weights_path"]
 
 FORMAT = "face-intrinsics/1"
@@ -67,6 +69,14 @@ def pick(name: str | None, device: torch.device, *, weights_given: bool = False)
         return None
     size = "quality" if device.type == "cuda" else "fast"
     return size if weights_path(size).is_file() else None
+
+
+def resolve(name: str | None, device: torch.device,
+            weights: str | os.PathLike | None) -> tuple[str | None, Path]:
+    """The v3 size to run (None: the 8th model; `pick`) and its weights file: `weights` when
+    given, else where that size's (or the 8th model's) shipped weights live."""
+    size = pick(name, device, weights_given=bool(weights))
+    return size, Path(weights) if weights else weights_path(size) if size else DEFAULT_WEIGHTS
 
 
 def architecture_of(model: nn.Module) -> str:
