@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--recipe", choices=("gpu", "cpu", "tiny"),
                        help="train the v3 models (fast and quality) by a prepared recipe: renders, "
                             "trains, evaluates and writes everything into --output (a folder); gpu: "
-                            "the ~9-minute run for one large GPU; cpu: 256^2 crops, ~70 min on an "
-                            "idle 2-core machine; tiny: the same path in seconds")
+                            "the ~9-minute run for one large GPU; cpu: 256^2 crops, stopped after 110 "
+                            "minutes (--resume continues); tiny: the same path in seconds")
     train.add_argument("--inputs", help="with --recipe: the folder tools/pack_training_inputs.py wrote "
                                         "(the head model and the packed portraits)")
     train.add_argument("--minutes", type=float, help="with --recipe: stop training after this many minutes "

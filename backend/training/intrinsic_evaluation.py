@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import sh
-from ..estimator import intrinsics, models
-from ..estimator import pipeline
+from ..estimator import intrinsics, models, pipeline
 from ..estimator.networks import FaceNormalNet
 from ..estimator.weights import load_model as load_normal_model
 from .dataset import render_tests

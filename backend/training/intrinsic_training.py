@@ -80,7 +80,7 @@ _TINY_NET = dict(input_size=64, widths=(8, 8, 16, 16, 16), attention_heads=2, de
 RECIPES = {
     "gpu": Recipe(),
     # where no GPU is lent: 256^2 crops (the detail head at 256^2), bf16 where the CPU has it;
-    # ~1.4 s a step of both sizes on 2 cores, so ~70 min of training on an idle 2-core machine
+    # measured 4.4 s a step at one thread (docs/training.md): the guard stops it, --resume goes on
     "cpu": Recipe(size=256, steps=3000, batch=8, real_batch=4, train_seconds=6600,
                   quality=dict(input_size=256), fast=dict(input_size=256)),
     # the same code path in seconds on a CPU (the tests' smoke run)
