@@ -252,7 +252,7 @@ result = str(bpy.ops.face_normals.setup_backend("INVOKE_DEFAULT"))
     assert any("installing pip into the environment" in text for text in progress), progress
 
 
-def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder, screenshots):
+def test_remove_asks_first_and_estimate_then_says_not_set_up(estimated, folder, screenshots, closed_port):
     window = estimated
     folder_exists = f"__import__({ADDON + '.environment'!r}, fromlist=['x']).folder().exists()"
     if not window.run(f"result = {folder_exists}"):       # a half-made environment counts
@@ -278,7 +278,7 @@ result = str(bpy.ops.face_normals.remove_backend("INVOKE_DEFAULT"))
     assert window.wait_for(f"not {folder_exists}", timeout=60)
     assert window.wait_for('any("Backend removed" in line for line in reports()[-2:])', timeout=30)
     assert not window.run("result = bpy.ops.face_normals.remove_backend.poll()")   # greyed out now
-    set_preferences(window, backend_source="ADDON", auto_start=True, address="tcp://127.0.0.1:9")
+    set_preferences(window, backend_source="ADDON", auto_start=True, address=f"tcp://127.0.0.1:{closed_port}")
     show(window, "astronaut.png")
     started = time.monotonic()
     assert invoke(window, "face_normals.estimate") == "{'RUNNING_MODAL'}"
