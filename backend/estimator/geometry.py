@@ -194,12 +194,35 @@ def paste_back(values: np.ndarray, mask: np.ndarray, crop: Crop, height: int, wi
     return Patch(slice(y_start, y_stop), slice(x_start, x_stop), patch_values, patch_mask)
 
 
-def window_fade(crop_size: int, border: float = 0.04) -> np.ndarray:
-    """1 inside a crop, fading to 0 over its outermost `border` of the side: a crop's edge makes
-    no seam where it cuts through a person."""
-    ramp = np.clip((np.minimum(np.arange(crop_size), np.arange(crop_size)[::-1]) + 0.5)
-                   / (border * crop_size), 0, 1).astype(np.float32)
-    return np.minimum(ramp[:, None], ramp[None, :])
+def window_fade(crop: Crop, crop_size: int, border: float, height: int, width: int) -> np.ndarray:
+    """1 inside a crop, fading to 0 over the outermost `border` of its side toward each edge of
+    the window that lies in the photo (height x width): where the window cuts through a person
+    its edge makes no seam, and where the window reaches beyond the photo nothing fades (a
+    chest at the photo's bottom edge keeps its maps).  An edge within a quarter of the fade of
+    the photo's border counts as beyond it: the sliver it leaves is a smaller flaw than the fade."""
+    steps = np.arange(crop_size)
+    ramp = np.clip((steps + 0.5) / (border * crop_size), 0, 1).astype(np.float32)
+    along = (steps + 0.5) / crop_size      # unit positions along an edge, pixel centres
+    to_photo = crop.from_unit()
+
+    margin = border * crop.side / 4
+
+    def in_photo(units: np.ndarray) -> np.ndarray:
+        """Whether unit-square points (N, 2) of the window lie in the photo, clear of its border."""
+        x, y = (units @ to_photo[:, :2].T + to_photo[:, 2]).T
+        return (x > margin) & (x < width - margin) & (y > margin) & (y < height - margin)
+
+    ones, zeros = np.ones(crop_size), np.zeros(crop_size)
+    fade = np.ones((crop_size, crop_size), np.float32)
+    # per edge: (its points nearest each row or column, the ramp's direction, whether rows vary)
+    for edge, ramp_along, by_row in (((zeros, along), ramp[None, :], True),        # left
+                                     ((ones, along), ramp[None, ::-1], True),      # right
+                                     ((along, zeros), ramp[:, None], False),       # top
+                                     ((along, ones), ramp[::-1, None], False)):    # bottom
+        inside = in_photo(np.stack(edge, 1))
+        reach = inside[:, None] if by_row else inside[None, :]
+        fade = np.minimum(fade, np.where(reach, ramp_along, 1))
+    return fade
 
 
 def flat_normals(height: int, width: int) -> np.ndarray:

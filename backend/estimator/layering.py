@@ -3,7 +3,8 @@ map of every crop (normals, albedo) pasted back into one full-size map with thos
 
 Per face, from the bottom up: the upper-body crop (v3 models), on the person beyond the
 head-and-shoulders crop's window; the head-and-shoulders crop, on the person, fading out toward its
-window's edges (the two share the pixels where it fades); the face crop, within the face's soft
+window's edges where they cut through the photo (the two share the pixels where it fades; toward
+an edge beyond the photo nothing fades); the face crop, within the face's soft
 oval on the person.  Each part keeps the detail of its closest crop.  Where several faces' crops
 of one layer overlap, each pixel takes the crop whose weight is strongest there.  With detection
 off there is one crop, the whole image, taken to be a face crop: its maps cover all of it.
@@ -24,20 +25,25 @@ PERSON_EDGE_FADE = 0.12
 
 
 def crop_weights(windows: list[geometry.Crop], person_masks: np.ndarray, faces: int,
-                 size: int) -> list[np.ndarray]:
+                 size: int, height: int, width: int) -> list[np.ndarray]:
     """Per crop, how much its maps count, (S, S) in its own pixels; person_masks: the segmenter's
-    of every crop but the face crops (with detection off, faces=0: of the whole image)."""
+    of every crop but the face crops (with detection off, faces=0: of the whole image) of a
+    height x width photo."""
     if not faces:
         return [np.ones((size, size), np.float32)]
     face_crops, people, bodies = windows[:faces], windows[faces:2 * faces], windows[2 * faces:]
     on_people, on_bodies = person_masks[:faces], person_masks[faces:]
-    oval, edges = geometry.face_mask(size), geometry.window_fade(size, PERSON_EDGE_FADE)
+
+    def edges(crop: geometry.Crop) -> np.ndarray:
+        return geometry.window_fade(crop, size, PERSON_EDGE_FADE, height, width)
+
+    oval, people_edges = geometry.face_mask(size), [edges(person) for person in people]
     # the face pass is kept only on the person (its oval also covers background beside the head)
     return ([oval * geometry.resampled(mask, person, face)
              for mask, person, face in zip(on_people, people, face_crops)]
-            + [mask * edges for mask in on_people]
-            + [mask * edges * (1 - geometry.resampled(edges, person, body))
-               for mask, person, body in zip(on_bodies, people, bodies)])
+            + [mask * fade for mask, fade in zip(on_people, people_edges)]
+            + [mask * edges(body) * (1 - geometry.resampled(fade, person, body))
+               for mask, fade, person, body in zip(on_bodies, people_edges, people, bodies)])
 
 
 def paste(maps: list[np.ndarray], weights: list[np.ndarray], windows: list[geometry.Crop], faces: int,

@@ -377,7 +377,7 @@ class Estimator:
         turns = self._turns(job)
         crop_normals = [n @ turn for n, turn in zip(maps.normals, turns)]
         assert job.person_masks is not None
-        weights = layering.crop_weights(job.windows, job.person_masks, len(job.faces), self.size)
+        weights = layering.crop_weights(job.windows, job.person_masks, len(job.faces), self.size, *job.shape)
         normals, coverage = layering.paste(crop_normals, weights, job.windows, len(job.faces), *job.shape, unit=True)
         mask = coverage if job.detect else self._person_in_whole_image(job)
         albedo, light = None, None

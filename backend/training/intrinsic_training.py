@@ -313,7 +313,7 @@ def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: boo
             optimizer.step()
             teacher = {k: v.detach().float() for k, v in out.items()}
             row.update({f"{name}_{k}": round(float(v.detach()), 5) for k, v in terms.items()})
-            row[f"{name}_loss"] = round(float(loss), 5)
+            row[f"{name}_loss"] = round(float(loss.detach()), 5)   # type: ignore[union-attr]
             step_seconds[name] += time.perf_counter() - began
         log(**row)
         last = step

@@ -231,3 +231,20 @@ def test_face_mask_is_soft_and_centred():
     mask = geometry.face_mask(256)
     assert mask[128, 128] == 1.0 and mask[0, 0] == 0.0
     assert 0 < mask[128, 128 + 86] < 1 or 0 < mask[128, 128 + 80] < 1  # a feathered edge
+
+
+def test_a_window_fades_only_toward_its_edges_in_the_photo():
+    """Inside the photo a window fades toward all four edges alike; toward an edge beyond the
+    photo (here its bottom, and with a roll its turned bottom) it does not fade at all."""
+    size, border = 100, 0.1
+    inside = geometry.window_fade(geometry.Crop(50, 50, 200), size, border, 400, 400)
+    assert inside[50, 50] == 1 and inside[50, 0] < 0.1 and inside[0, 50] < 0.1
+    assert np.allclose(inside, inside[::-1]) and np.allclose(inside, inside.T)
+    overhanging = geometry.window_fade(geometry.Crop(50, 250, 200), size, border, 400, 400)
+    # rows from 72 lie below the photo or within a quarter of the fade of it: above them it fades as
+    # before, and nowhere toward the bottom
+    assert np.allclose(overhanging[:72], inside[:72]) and np.all(overhanging[60:, 10:90] == 1)
+    turned = geometry.window_fade(geometry.Crop(50, 250, 200, angle=90), size, border, 400, 400)
+    # a quarter turn puts the photo's bottom at one side of the crop: that side no longer fades
+    unfaded = [np.allclose(side, 1) for side in (turned[5:95, 0], turned[5:95, -1], turned[0, 5:95], turned[-1, 5:95])]
+    assert sum(unfaded) == 1
