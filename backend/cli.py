@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                                              "face_normals_previous.safetensors of a source checkout; "
                                              "the wheel does not ship it)")
     evaluate.add_argument("--models", nargs="+", default=[],
-                          help="with --data: also the v3 rows (sharpness, albedo, lighting, pigment, "
-                               "cost) for these weights files or v3 names (fast, quality), beside the "
-                               "shipped model")
+                          help="also these v3 weights files or v3 names (fast, quality), beside the "
+                               "shipped model: with --data the v3 rows (sharpness, albedo, lighting, "
+                               "pigment, cost), with --portraits their consistency rows")
     evaluate.add_argument("--v3-people", type=int, default=40, help="test people of the v3 rows (default 40)")
     evaluate.add_argument("--v3-size", type=int, default=512, help="render side of the v3 rows (default 512)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
@@ -186,7 +186,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from .training.portraits import PortraitSplitError
 
         try:
-            portraits = evaluate_portraits(Path(args.portraits), weights, previous,
+            portraits = evaluate_portraits(Path(args.portraits), weights, previous, v3=args.models,
                                            sheet=Path(args.portrait_sheet), progress=sys.stderr.isatty())
         except (PortraitSplitError, WeightsError) as error:
             return _fail(str(error))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -180,7 +180,7 @@ def summarize_copy(model: str, transform: str, scores: dict[str, float | None], 
             "photo_no_face": len(no_face)}
 
 
-def consistency(estimators: dict[str, EstimatorLike], photos: Iterable[Path], *,
+def consistency(estimators: Mapping[str, EstimatorLike], photos: Iterable[Path], *,
                 weights: dict[str, str] | None = None, sheet: Path | None = None,
                 sheet_photos: int = SHEET_PHOTOS, progress: bool = False) -> PortraitReport:
     """Every photo through every model (the same run, photo by photo) and its four copies.  With
@@ -231,13 +231,16 @@ def _flat(image: np.ndarray) -> np.ndarray:
 
 
 def evaluate_portraits(folder: Path, weights: Path, previous: Path | None = None, *,
-                       sheet: Path | None = None, threads: int = 2, device: str = "cpu",
-                       progress: bool = False) -> PortraitReport:
+                       v3: Sequence[str] = (), sheet: Path | None = None, threads: int = 2,
+                       device: str = "cpu", progress: bool = False) -> PortraitReport:
     """The consistency rows on the held-out portraits in `folder` for the model `weights` (and the
-    `previous` one, measured in the same run), and the contact sheet of the first model.  Rows are
-    labelled "shipped" (or "model" when `weights` is another file) and "previous"."""
+    `previous` one and the v3 models `v3`, measured in the same run), and the contact sheet of the
+    first model.  Rows are labelled "shipped" (or "model" when `weights` is another file),
+    "previous", and per v3 model its size ("fast", "quality": the shipped v3 weights) or its
+    weights file's name (a training run's file: the network is the file's, whichever size)."""
     import torch
 
+    from ..estimator import models
     from ..estimator.pipeline import Estimator
     from ..estimator.weights import DEFAULT_WEIGHTS
     from .portraits import portrait_split
@@ -245,11 +248,15 @@ def evaluate_portraits(folder: Path, weights: Path, previous: Path | None = None
     torch.set_num_threads(threads)
     _, held_out = portrait_split(folder)
     label = "shipped" if Path(weights).resolve() == DEFAULT_WEIGHTS.resolve() else "model"
-    estimators: dict[str, EstimatorLike] = {label: Estimator(weights, device=device)}
-    named = {label: str(weights)}
+    estimators = {label: Estimator(weights, device=device)}
     if previous is not None:
         estimators["previous"] = Estimator(previous, device=device)
-        named["previous"] = str(previous)
+    for name in v3:
+        # a file: "fast" only picks the v3 loader (models.resolve); the network is the file's
+        estimator = Estimator(model=name, device=device) if name in models.SIZES else \
+            Estimator(name, model="fast", device=device)
+        estimators[name if name in models.SIZES else Path(name).stem] = estimator
+    named = {name: str(estimator.weights) for name, estimator in estimators.items()}
     return consistency(estimators, held_out, weights=named, sheet=sheet, progress=progress)
 
 

@@ -179,6 +179,30 @@ def test_evaluate_portraits_alone_prints_the_rows_as_json(split_of_the_folder, u
     assert sheet.is_file() and found["portraits"]["sheet"] == str(sheet)
 
 
+def test_evaluate_portraits_scores_v3_models_in_the_same_run(split_of_the_folder, untrained_weights, v3_weights,
+                                                             tmp_path, monkeypatch, capsys):
+    """--models with --portraits: a v3 weights file's rows beside the shipped model's, named by
+    the file, its maps through the v3 pipeline; a size whose weights do not ship is refused."""
+    sheet = str(tmp_path / "sheet.png")
+    code = cli.main(["evaluate", "--portraits", str(split_of_the_folder), "--previous", str(untrained_weights),
+                     "--models", str(v3_weights), "--portrait-sheet", sheet, "--json"])
+    assert code == 0
+    found = json.loads(capsys.readouterr().out)["portraits"]
+    v3 = v3_weights.stem
+    assert [(r["model"], r["transform"]) for r in found["rows"]] == [
+        (model, transform) for model in ("shipped", "previous", v3) for transform in TRANSFORMS]
+    assert found["models"][v3]["weights"] == str(v3_weights)
+    shipped, tiny = ({r["transform"]: r for r in found["rows"] if r["model"] == name} for name in ("shipped", v3))
+    assert all(tiny[t]["photos"] == shipped[t]["photos"] > 0 and tiny[t]["mean"] != shipped[t]["mean"]
+               for t in TRANSFORMS)
+
+    from backend.estimator import models
+    monkeypatch.setattr(models, "WEIGHTS_FOLDER", tmp_path)      # no v3 weights here
+    assert cli.main(["evaluate", "--portraits", str(split_of_the_folder), "--models", "quality",
+                     "--portrait-sheet", sheet]) == 1
+    assert "face_intrinsics_quality.safetensors" in capsys.readouterr().err
+
+
 def test_evaluate_portraits_prints_a_table(split_of_the_folder, tmp_path, capsys):
     code = cli.main(["evaluate", "--portraits", str(split_of_the_folder),
                      "--portrait-sheet", str(tmp_path / "sheet.png")])
