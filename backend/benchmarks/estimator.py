@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..estimator import models
 from ..estimator.networks import FaceNormalNet, count_macs, count_parameters, mirror_averaged
-from ..estimator.pipeline import V3_FRAMINGS
+from ..estimator.pipeline import crop_sides
 from ..estimator.weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -161,21 +162,22 @@ class AsPredictRuns(nn.Module):
 
 class V3PerFace(nn.Module):
     """What `predict` runs per face with a v3 size: the network on its three crops (face, head and
-    shoulders, upper body) at its input side (one batch), the person segmenter on the last two.
-    Untrained weights: the cost does not depend on them."""
+    shoulders, upper body) at the sides the pipeline cuts them (crops of one side in one batch:
+    pipeline.crop_sides), the person segmenter on the last two.  Untrained weights: the cost does
+    not depend on them."""
 
     def __init__(self, name: str):
         super().__init__()
-        from ..estimator import models
         from ..estimator.segmentation import PersonSegmenter
         self.model = models.create_model(name).eval()
         self.segmenter = PersonSegmenter().model
-        self.side = self.model.config.input_size
+        self.sides = crop_sides(self.model)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        crop = F.interpolate(image, size=(self.side, self.side), mode="bilinear", align_corners=False)
-        self.segmenter(torch.cat([image] * (len(V3_FRAMINGS) - 1)))
-        return self.model(torch.cat([crop] * len(V3_FRAMINGS)))["normals"]
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        self.segmenter(torch.cat([image] * (len(self.sides) - 1)))
+        return [self.model(torch.cat([F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False)]
+                                     * self.sides.count(side)))["normals"]
+                for side in sorted(set(self.sides))]
 
 
 def network_table(model: FaceNormalNet, repeats: int) -> list[tuple[str, int, float, float]]:
@@ -252,7 +254,8 @@ def main() -> None:
     print(f"what predict runs per face takes {ours / authors:.3f} of the authors' pair's time on one "
           f"face ({authors / ours:.1f}x faster; target: at most 0.1)")
     for size, target in (("fast", 0.1), ("quality", 1.0)):
-        print(f"v3 {size} per face (three 512^2 crops): {times[f'v3 {size}, per face'] / authors:.3f} of the "
+        sides = " + ".join(f"{side}^2" for side in crop_sides(models.create_model(size)))
+        print(f"v3 {size} per face (crops {sides}): {times[f'v3 {size}, per face'] / authors:.3f} of the "
               f"authors' pair (target: at most {target})")
 
     print(f"\n{'predict, 1024x1024 JPEG':<28}{'ms':>9}")

@@ -138,13 +138,13 @@ def crop_turn(crop: Crop) -> np.ndarray:
     return np.array([[math.cos(a), math.sin(a), 0], [-math.sin(a), math.cos(a), 0], [0, 0, 1]])
 
 
-def resampled(mask: np.ndarray, source: Crop, target: Crop) -> np.ndarray:
-    """A mask (S, S) in the pixels of one crop of a photo -> the same in another crop's (0 where
-    the other crop reaches beyond the first)."""
-    size = mask.shape[-1]
+def resampled(mask: np.ndarray, source: Crop, target: Crop, size: int | None = None) -> np.ndarray:
+    """A mask (S, S) in the pixels of one crop of a photo -> the same in another crop's, cut at
+    `size` (default S), 0 where the other crop reaches beyond the first."""
+    size = size or mask.shape[-1]
     # target-crop pixel -> photo -> source-crop pixel
     to_photo = np.vstack([cv2.invertAffineTransform(target.affine_to(size)), [0, 0, 1]])
-    to_source = source.affine_to(size) @ to_photo
+    to_source = source.affine_to(mask.shape[-1]) @ to_photo
     return cv2.warpAffine(mask, to_source, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT)
 

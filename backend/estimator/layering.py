@@ -26,20 +26,20 @@ PERSON_EDGE_FADE = 0.12
 
 def crop_weights(windows: list[geometry.Crop], person_masks: np.ndarray, faces: int,
                  size: int, height: int, width: int) -> list[np.ndarray]:
-    """Per crop, how much its maps count, (S, S) in its own pixels; person_masks: the segmenter's
-    of every crop but the face crops (with detection off, faces=0: of the whole image) of a
-    height x width photo."""
+    """Per crop, how much its maps count, in its own pixels: (size, size) for the face crops (with
+    detection off, faces=0: the whole image), the side of person_masks for the others; person_masks:
+    the segmenter's of every crop but the face crops, of a height x width photo."""
     if not faces:
         return [np.ones((size, size), np.float32)]
     face_crops, people, bodies = windows[:faces], windows[faces:2 * faces], windows[2 * faces:]
     on_people, on_bodies = person_masks[:faces], person_masks[faces:]
 
     def edges(crop: geometry.Crop) -> np.ndarray:
-        return geometry.window_fade(crop, size, PERSON_EDGE_FADE, height, width)
+        return geometry.window_fade(crop, person_masks.shape[-1], PERSON_EDGE_FADE, height, width)
 
     oval, people_edges = geometry.face_mask(size), [edges(person) for person in people]
     # the face pass is kept only on the person (its oval also covers background beside the head)
-    return ([oval * geometry.resampled(mask, person, face)
+    return ([oval * geometry.resampled(mask, person, face, size)
              for mask, person, face in zip(on_people, people, face_crops)]
             + [mask * fade for mask, fade in zip(on_people, people_edges)]
             + [mask * edges(body) * (1 - geometry.resampled(fade, person, body))

@@ -1,17 +1,17 @@
 """`Estimator`: photos in, full-size normal maps and person masks out (and albedo and light).
 
 read -> detect faces and their landmarks -> per face square crops, framed by its landmarks and
-turned upright: the face, head and shoulders, and with a v3 model the upper body -> the person
-segmenter on each head-and-shoulders and upper-body crop -> networks (every crop of every photo in
-a batch together) -> turn each crop's normals (and a v3 model's light) back with its roll (and,
-with the photo's focal length, into camera space) -> paste back: the upper-body crops' normals
-over the person's mask, the head-and-shoulders crops' over them within their own faded window,
-the face crops' over both within the face's soft oval (each part keeps the detail of its closest
-crop) -> one map, flat (0, 0, 1) off the people -> encoded as the options ask (convention,
-number type, mask).  A v3 model's albedo is pasted back as its normals are, with each crop's
-scale per channel read from the photo on the skin, and the photo's light is its crops' turned
-lights combined (intrinsics.model_light); a normals-only model's are fitted to the photo
-(intrinsics.fit_light).
+turned upright: the face, head and shoulders, and with a v3 model the upper body (at the sides the
+model asks: `crop_sides`) -> the person segmenter on each head-and-shoulders and upper-body crop ->
+networks (every crop of every photo in a batch together, crops of one side in one pass) -> turn
+each crop's normals (and a v3 model's light) back with its roll (and, with the photo's focal
+length, into camera space) -> paste back: the upper-body crops' normals over the person's mask,
+the head-and-shoulders crops' over them within their own faded window, the face crops' over both
+within the face's soft oval (each part keeps the detail of its closest crop) -> one map, flat
+(0, 0, 1) off the people -> encoded as the options ask (convention, number type, mask).  A v3
+model's albedo is pasted back as its normals are, with each crop's scale per channel read from the
+photo on the skin, and the photo's light is its crops' turned lights combined
+(intrinsics.model_light); a normals-only model's are fitted to the photo (intrinsics.fit_light).
 
 `Estimator.estimate` is the one path the CLI, the service and batch runs take: it owns reading,
 detection, the networks, finishing and encoding, and drops the work of photos whose requester
@@ -39,7 +39,7 @@ from . import geometry, intrinsics, layering, models
 from .detection import FaceDetector
 from .faces import Face
 from .image_io import MAX_PIXELS, ImageError, ImageTooLarge, encode_normals, read_image, to_rgb_float
-from .networks import mirror_averaged
+from .networks import FaceNormalNet, mirror_averaged
 from .person_check import person_warnings
 from .segmentation import PersonSegmenter
 from .weights import load_model
@@ -147,26 +147,31 @@ class NormalMap:
 
 
 @dataclasses.dataclass
+class CropMap:
+    """The network's maps of one crop, in its upright frame."""
+    normals: np.ndarray               # (S, S, 3) unit vectors
+    albedo: np.ndarray | None = None  # (S, S, 3) linear RGB, v3 models: known up to one scale per channel
+    light: np.ndarray | None = None   # (9, 3) SH coefficients (core/sh.py), v3 models
+
+
+@dataclasses.dataclass
 class CropMaps:
-    """The network's maps of N crops, each in its crop's upright frame."""
+    """The network's maps of N crops of one side, each in its crop's upright frame."""
     normals: np.ndarray               # (N, S, S, 3) unit vectors
-    albedo: np.ndarray | None = None  # (N, S, S, 3) linear RGB, v3 models: each crop's known up
-                                      # to one scale per channel
-    light: np.ndarray | None = None   # (N, 9, 3) SH coefficients (core/sh.py), v3 models
+    albedo: np.ndarray | None = None  # (N, S, S, 3) linear RGB, v3 models
+    light: np.ndarray | None = None   # (N, 9, 3) SH coefficients, v3 models
 
-    def row(self, index: int) -> CropMaps:
-        """The maps of one crop (a batch of one)."""
-        one = slice(index, index + 1)
-        return CropMaps(self.normals[one], None if self.albedo is None else self.albedo[one],
-                        None if self.light is None else self.light[one])
+    def rows(self) -> list[CropMap]:
+        return [CropMap(self.normals[i], None if self.albedo is None else self.albedo[i],
+                        None if self.light is None else self.light[i]) for i in range(len(self.normals))]
 
-    @classmethod
-    def joined(cls, parts: Sequence[CropMaps]) -> CropMaps:
-        def join(maps: list[np.ndarray | None]) -> np.ndarray | None:
-            present = [m for m in maps if m is not None]
-            return np.concatenate(present) if present else None
-        return cls(np.concatenate([p.normals for p in parts]), join([p.albedo for p in parts]),
-                   join([p.light for p in parts]))
+
+def crop_sides(model: models.IntrinsicNet | FaceNormalNet) -> tuple[int, ...]:
+    """The side each framing's crops are cut at for a model, in the order of its framings: v3
+    models cut the wider crops at their config's wide_size (fast: half the face crop's side)."""
+    if isinstance(model, models.IntrinsicNet):
+        return (model.config.input_size,) + (model.config.wide_size,) * (len(V3_FRAMINGS) - 1)
+    return (model.config.input_size,) * len(FRAMINGS)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -186,12 +191,12 @@ class Job:
     detect: bool
     faces: list[Face]
     windows: list[geometry.Crop]
-    crops: np.ndarray            # (N, S, S, 3) float32
+    crops: list[np.ndarray]      # per window (S, S, 3) float32, at its framing's side
     timings: dict[str, float]
     focal_35mm: float | None = None
     person_masks: np.ndarray | None = None  # (N, S, S): the segmenter's, per head-and-shoulders
-                                            # and upper-body crop (with detection off, of the
-                                            # whole image)
+                                            # and upper-body crop (one side; with detection off,
+                                            # of the whole image)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -223,6 +228,7 @@ class Estimator:
         self.model = models.load_model(self.weights, self.device) if size else load_model(self.weights, self.device)
         self.size = self.model.config.input_size
         self.framings = V3_FRAMINGS if isinstance(self.model, models.IntrinsicNet) else FRAMINGS
+        self.sides = crop_sides(self.model)
         self.detector = FaceDetector(device=self.device)
         self.segmenter = PersonSegmenter(device=self.device)
         self.max_pixels = max_pixels
@@ -261,7 +267,7 @@ class Estimator:
         in camera space."""
         job = self.prepare(image, detect=detect, focal_35mm=focal_35mm)
         start = time.perf_counter()
-        maps = self.predict_crops(job.crops)
+        maps = self._predict_each(job.crops)
         job.timings["network"] = time.perf_counter() - start
         return self.finish(job, maps)
 
@@ -295,12 +301,12 @@ class Estimator:
         return read_image(source, max_pixels=self.max_pixels)
 
     def _network_pass(self, photos: Sequence[Photo], jobs: list[Job | PhotoError],
-                      heartbeat: Callable[[], None]) -> dict[int, CropMaps]:
+                      heartbeat: Callable[[], None]) -> dict[int, list[CropMap]]:
         """Every job's crops through the networks, crops_per_pass at a time, skipping the crops
         of photos cancelled meanwhile (counted in dropped_crops)."""
         crops = [(photo, job, index) for photo, job in zip(photos, jobs) if isinstance(job, Job)
                  for index in range(len(job.crops))]
-        out: dict[int, list[CropMaps]] = {id(job): [] for _, job, _ in crops}
+        out: dict[int, list[CropMap]] = {id(job): [] for _, job, _ in crops}
         for start in range(0, len(crops), self.crops_per_pass):
             chunk = crops[start:start + self.crops_per_pass]
             wanted = [(job, index) for photo, job, index in chunk if not photo.cancelled()]
@@ -308,13 +314,13 @@ class Estimator:
             if not wanted:
                 continue
             began = time.perf_counter()
-            maps = self.predict_crops(np.stack([job.crops[index] for job, index in wanted]))
+            maps = self._predict_each([job.crops[index] for job, index in wanted])
             seconds = (time.perf_counter() - began) / len(wanted)
-            for row, (job, _) in enumerate(wanted):
-                out[id(job)].append(maps.row(row))
+            for crop_map, (job, _) in zip(maps, wanted):
+                out[id(job)].append(crop_map)
                 job.timings["network"] = job.timings.get("network", 0.0) + seconds
             heartbeat()
-        return {key: CropMaps.joined(value) for key, value in out.items() if value}
+        return {key: value for key, value in out.items() if value}
 
     @staticmethod
     def _encode(found: NormalMap, image: np.ndarray, options: EstimateOptions) -> Result:
@@ -360,28 +366,29 @@ class Estimator:
                 raise NoFaceError("no face found in the photo (if it is already a cropped face, "
                                   "turn detection off: --no-detect)")
             crops = [framing(face) for framing in self.framings for face in faces]
+            sides = [side for side in self.sides for _ in faces]
         else:
             faces = []
-            crops = [geometry.crop_whole_image(height, width)]
-        pixels = np.stack([geometry.cut_crop(image, crop, self.size) for crop in crops])
+            crops, sides = [geometry.crop_whole_image(height, width)], [self.size]
+        pixels = [geometry.cut_crop(image, crop, side) for crop, side in zip(crops, sides)]
         timings = {"detect": time.perf_counter() - start}
         start = time.perf_counter()    # all but the face crops (with detection off, the whole image)
-        person_masks = self.segmenter.segment_crops(pixels[len(faces):])
+        person_masks = self.segmenter.segment_crops(np.stack(pixels[len(faces):]))
         timings["segment"] = time.perf_counter() - start
         return Job(image, detect, faces, crops, pixels, timings, focal_35mm, person_masks)
 
-    def finish(self, job: Job, maps: CropMaps, *, albedo_and_light: bool = True) -> NormalMap:
+    def finish(self, job: Job, maps: list[CropMap], *, albedo_and_light: bool = True) -> NormalMap:
         """Paste the crops' maps back into full-size ones: the normals and the person mask, and
         with a v3 model the albedo and the photo's light (unless albedo_and_light=False: not asked for)."""
         start = time.perf_counter()
         turns = self._turns(job)
-        crop_normals = [n @ turn for n, turn in zip(maps.normals, turns)]
+        crop_normals = [crop.normals @ turn for crop, turn in zip(maps, turns)]
         assert job.person_masks is not None
         weights = layering.crop_weights(job.windows, job.person_masks, len(job.faces), self.size, *job.shape)
         normals, coverage = layering.paste(crop_normals, weights, job.windows, len(job.faces), *job.shape, unit=True)
         mask = coverage if job.detect else self._person_in_whole_image(job)
         albedo, light = None, None
-        if albedo_and_light and maps.light is not None:
+        if albedo_and_light and maps[0].light is not None:
             albedo, light = self._albedo_and_light(job, maps, crop_normals, turns, weights, normals, mask)
         job.timings["paste"] = time.perf_counter() - start
         centres = [crop.centre for crop in job.windows[:max(1, len(job.faces))]]
@@ -413,7 +420,7 @@ class Estimator:
         mask[person.rows, person.cols] = person.mask
         return mask
 
-    def _albedo_and_light(self, job: Job, maps: CropMaps, crop_normals: list[np.ndarray],
+    def _albedo_and_light(self, job: Job, maps: list[CropMap], crop_normals: list[np.ndarray],
                           turns: list[np.ndarray], weights: list[np.ndarray], normals: np.ndarray,
                           mask: np.ndarray) -> tuple[np.ndarray | None, intrinsics.Light | None]:
         """A v3 model's albedo and light of the whole photo, or (None, None) when its light is
@@ -425,21 +432,30 @@ class Estimator:
         crops agree where they meet; pasted back as the normals are, and the photo itself beyond
         the people (the fit divides the background by the light too, which tints it:
         docs/relighting.md)."""
-        assert maps.light is not None and maps.albedo is not None
         skin = intrinsics.skin(job.faces, mask)
-        light = intrinsics.model_light(maps.light, turns, [face.side ** 2 for face in job.face_windows],
-                                       normals[skin])
+        light = intrinsics.model_light(np.stack([crop.light for crop in maps if crop.light is not None]), turns,
+                                       [face.side ** 2 for face in job.face_windows], normals[skin])
         if light is None:
             return None, None
         scaled, skin_map = [], skin.astype(np.float32)
-        for pixels, crop_albedo, crop_normal, crop in zip(job.crops, maps.albedo, crop_normals, job.windows):
-            seen = geometry.cut_crop(skin_map, crop, self.size, cv2.BORDER_CONSTANT) > 0.5
+        for pixels, crop_map, crop_normal, crop in zip(job.crops, maps, crop_normals, job.windows):
+            crop_albedo = crop_map.albedo
+            assert crop_albedo is not None
+            seen = geometry.cut_crop(skin_map, crop, len(pixels), cv2.BORDER_CONSTANT) > 0.5
             scale = intrinsics.albedo_scale(srgb_to_linear(pixels[seen]), crop_albedo[seen],
                                             sh.shade(crop_normal[seen], light.coefficients))
             scaled.append(crop_albedo * scale)
         albedo, coverage = layering.paste(scaled, weights, job.windows, len(job.faces), *job.shape, unit=False)
         albedo += (srgb_to_linear(job.image) - albedo) * (1 - coverage)[..., None]
         return albedo, light
+
+    def _predict_each(self, crops: list[np.ndarray]) -> list[CropMap]:
+        """Each crop's maps, in order: the crops of one side through the networks together."""
+        maps: dict[int, CropMap] = {}
+        for side in sorted({len(crop) for crop in crops}):
+            indices = [i for i, crop in enumerate(crops) if len(crop) == side]
+            maps.update(zip(indices, self.predict_crops(np.stack([crops[i] for i in indices])).rows()))
+        return [maps[i] for i in range(len(crops))]
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> CropMaps:

@@ -43,9 +43,10 @@ from .synthetic import Sample
 BLURS = (2, 4, 8, 16)
 FRAMINGS = {"face": "face", "person": "subject", "body": "body"}
 Outputs = dict[str, np.ndarray]
+Network = models.IntrinsicNet | FaceNormalNet
 
 
-def load_any(path: Path, device: torch.device) -> torch.nn.Module:
+def load_any(path: Path, device: torch.device) -> Network:
     """A v3 model or, failing that format, a normals-only one (the 8th)."""
     from safetensors.torch import safe_open
     with safe_open(str(path), framework="pt") as handle:
@@ -53,21 +54,33 @@ def load_any(path: Path, device: torch.device) -> torch.nn.Module:
     return models.load_model(path, device) if v3 else load_normal_model(path, device)
 
 
-def runner(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], Outputs]:
-    """image (S, S, 3) -> {"normals", and for v3 models "albedo", "light"} as numpy; a
-    normals-only model runs at its own input side, its map resized back."""
+def runner(model: Network, device: torch.device) -> Callable[..., Outputs]:
+    """run(image (S, S, 3), wide=False) -> {"normals", and for v3 models "albedo", "light"} as
+    numpy at S.  The network sees the image at the side `predict` cuts that framing at: a
+    normals-only model at its own input side, a v3 model at S, or for the wider framings
+    (wide=True) at S x its wide_scale (the fast size's half); its maps are resized back."""
     @torch.inference_mode()
-    def run(image: np.ndarray) -> Outputs:
+    def run(image: np.ndarray, wide: bool = False) -> Outputs:
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device)
+        size = image.shape[0]
         if isinstance(model, FaceNormalNet):
             side = model.config.input_size
-            small = F.interpolate(tensor, size=(side, side), mode="area")
-            normals = F.interpolate(model(small), size=image.shape[:2], mode="bilinear", align_corners=False)
-            return {"normals": F.normalize(normals, dim=1)[0].permute(1, 2, 0).cpu().numpy()}
-        out = model(tensor)
-        return {"normals": out["normals"][0].permute(1, 2, 0).float().cpu().numpy(),
-                "albedo": out["albedo"][0].permute(1, 2, 0).float().cpu().numpy(),
-                "light": out["light"][0].float().cpu().numpy()}
+        else:
+            side = round(size * model.config.wide_scale) if wide else size
+        seen = tensor if side == size else F.interpolate(tensor, size=(side, side), mode="area")
+        out = model(seen) if not isinstance(model, FaceNormalNet) else {"normals": model(seen)}
+
+        def back(maps: torch.Tensor) -> np.ndarray:
+            if side != size:
+                maps = F.interpolate(maps.float(), size=(size, size), mode="bilinear", align_corners=False)
+            return maps[0].permute(1, 2, 0).float().cpu().numpy()
+
+        found = {"normals": back(F.normalize(out["normals"].float(), dim=1))}
+        if "albedo" in out:
+            found["albedo"], found["light"] = back(out["albedo"]), out["light"][0].float().cpu().numpy()
+        if side != size:
+            found["normals"] /= np.linalg.norm(found["normals"], axis=-1, keepdims=True)
+        return found
     return run
 
 
@@ -119,18 +132,14 @@ def baselines(sample: Sample, sigma: float) -> dict[str, np.ndarray]:
             "retinex (baseline)": retinex(sample.image, sigma)}
 
 
-def crops_per_face(net: torch.nn.Module) -> int:
-    """The crops `predict` runs per face: face and head and shoulders, and for v3 the upper body."""
-    return len(pipeline.FRAMINGS if isinstance(net, FaceNormalNet) else pipeline.V3_FRAMINGS)
-
-
-def cost_rows(nets: dict[str, torch.nn.Module], size: int, device: torch.device, repeats: int = 5) -> list[dict]:
+def cost_rows(nets: dict[str, Network], device: torch.device, repeats: int = 5) -> list[dict]:
+    """Per model, what `predict` runs per face (each framing's crop at its side: pipeline.crop_sides,
+    batch 1) and crops per second of its face crops at batch 8."""
     rows = []
     for name, net in nets.items():
-        side = net.config.input_size if isinstance(net, FaceNormalNet) else size
 
         @torch.inference_mode()
-        def seconds(batch: int, net=net, side=side) -> float:
+        def seconds(batch: int, side: int, net=net) -> float:
             x = torch.rand(batch, 3, side, side, device=device)
             net(x)
             times = []
@@ -143,9 +152,11 @@ def cost_rows(nets: dict[str, torch.nn.Module], size: int, device: torch.device,
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
             return float(np.median(times))
-        per_face = crops_per_face(net) * seconds(1)
-        rows.append({"table": "cost", "name": name, "device": device.type, "crop_side": side,
-                     "ms_per_face": round(per_face * 1000, 2), "crops_per_s_batch8": round(8 / seconds(8), 1)})
+        sides = pipeline.crop_sides(net)
+        per_face = sum(seconds(1, side) for side in sides)
+        rows.append({"table": "cost", "name": name, "device": device.type, "crop_sides": list(sides),
+                     "ms_per_face": round(per_face * 1000, 2),
+                     "crops_per_s_batch8": round(8 / seconds(8, sides[0]), 1)})
     return rows
 
 
@@ -171,7 +182,7 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
             sample = next(samples)
             mask = sample.mask if framing == "face" else sample.subject * sample.valid
             for name, method in run.items():
-                out = method(sample.image)
+                out = method(sample.image, wide=framing != "face")
                 normals.setdefault((name, region), []).append(angular_errors(out["normals"], sample.normals, mask))
                 if framing != "face":
                     continue
@@ -219,7 +230,7 @@ def evaluate_models(weights: dict[str, Path], data: Path, *, people: int = 40, s
              for name, errors in albedo.items()]
     rows += [{"table": "lighting", "name": name, "direction_error_mean": float(np.mean(e)),
               "direction_error_median": float(np.median(e))} for name, e in light.items()]
-    return rows + cost_rows(nets, size, device)
+    return rows + cost_rows(nets, device)
 
 
 def format_rows(rows: list[dict]) -> str:

@@ -88,6 +88,7 @@ def test_a_v3_model_covers_the_upper_body_below_the_head_and_shoulders_crop(v3, 
     [face] = job.faces
     assert job.windows == [geometry.crop_for_face(face), geometry.crop_for_person(face), geometry.crop_for_body(face)]
     assert job.person_masks.shape[0] == 2 and len(eighth.prepare(photo).windows) == 2
+    assert [len(crop) for crop in job.crops] == [128, 64, 64]    # the fast size: wider crops at half
     person_crop_bottom = job.windows[1].corners()[:, 1].max()
     assert person_crop_bottom < 330
     suit = (slice(340, 500), slice(150, 260))   # its window ends 5-10 rows above the bottom here

@@ -35,7 +35,8 @@ WEIGHTS_FOLDER = Path(__file__).resolve().parent.parent.parent / "weights"
 ARCHITECTURES = {"intrinsic": (IntrinsicNet, IntrinsicConfig)}
 SIZES = {
     "fast": ("intrinsic", IntrinsicConfig(base_size=128, widths=(16, 32, 48, 96, 128), attention_blocks=1,
-                                          detail_stride=4, detail_widths=(16, 32, 64), light_hidden=64)),
+                                          detail_stride=4, detail_widths=(16, 32, 64), light_hidden=64,
+                                          wide_scale=0.5)),
     "quality": ("intrinsic", IntrinsicConfig(widths=(32, 48, 96, 144, 192), detail_widths=(32, 48, 96))),
 }
 

@@ -28,7 +28,9 @@ from ..networks import BottleneckAttention, DownStage, UNet, UpStage, conv_bn_ac
 
 @dataclasses.dataclass(frozen=True)
 class IntrinsicConfig:
-    input_size: int = 512                 # side the pipeline cuts crops at (the detail head's)
+    input_size: int = 512                 # side the pipeline cuts face crops at (the detail head's)
+    wide_scale: float = 1.0               # the wider crops' side (head and shoulders, upper body), of
+                                          # input_size: fast cuts them at half, a quarter the cost
     base_size: int = 256                  # side the trunk sees
     widths: tuple[int, ...] = (32, 48, 96, 144, 192)    # trunk stages, each halving the side
     attention_blocks: int = 2
@@ -36,6 +38,11 @@ class IntrinsicConfig:
     detail_stride: int = 2                # the detail head works on cells of stride^2 pixels
     detail_widths: tuple[int, ...] = (32, 48, 96)
     light_hidden: int = 128
+
+    @property
+    def wide_size(self) -> int:
+        """The side the pipeline cuts head-and-shoulders and upper-body crops at."""
+        return round(self.input_size * self.wide_scale)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
