@@ -213,6 +213,18 @@ def supervised(out: dict[str, torch.Tensor], truth: dict[str, torch.Tensor], rec
             "light": recipe.light_weight * losses.light(out["light"].float(), truth["light"], scale)}
 
 
+def at_side(maps: dict[str, torch.Tensor], side: int) -> dict[str, torch.Tensor]:
+    """A batch's maps (B, C, S, S) resampled to side x side (area; normals kept unit length), the
+    light as it is."""
+    resized = {}
+    for name, value in maps.items():
+        if value.dim() == 4 and value.shape[-1] != side:
+            value = F.interpolate(value, size=(side, side), mode="area")
+            value = F.normalize(value, dim=1) if "normals" in name else value
+        resized[name] = value
+    return resized
+
+
 def distillation(out: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
     """The fast model's outputs against the quality model's (no gradient to the teacher)."""
     normals = F.normalize(out["normals"].float(), dim=1)
@@ -299,12 +311,16 @@ def train_intrinsic(recipe_name: str, inputs: Path, output: Path, *, resume: boo
             net, optimizer = nets[name].train(), optimizers[name]
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, recipe.steps, recipe.learning_rate)
+            # a size that cuts its wider crops smaller (fast: wide_scale) sees every other batch at
+            # that side, so its detail head learns the scale it runs them at
+            side = net.config.wide_size if step % 2 else net.config.input_size
+            seen = at_side(truth, side)
             with mixed_precision(settings, target):
-                out = net(truth["image"])
-            terms = supervised(out, truth, recipe)
+                out = net(seen["image"])
+            terms = supervised(out, seen, recipe)
             if teacher is not None:
                 ramp = min(1.0, 2 * step / recipe.steps)
-                terms["distil"] = recipe.distil_weight * ramp * distillation(out, teacher, truth["valid"])
+                terms["distil"] = recipe.distil_weight * ramp * distillation(out, at_side(teacher, side), seen["valid"])
             if real is not None:
                 terms.update(unpaired(net, *real, oval, recipe, settings))
             loss = sum(terms.values())

@@ -11,7 +11,7 @@ import torch
 from backend.estimator import models
 from backend.training import losses
 from backend.training.facekit import FaceKit
-from backend.training.intrinsic_training import RECIPES, checkpoint_bytes
+from backend.training.intrinsic_training import RECIPES, at_side, checkpoint_bytes
 from backend.training.synthetic import FaceRenderer
 from backend.tools.pack_training_inputs import pack_portraits
 
@@ -71,6 +71,20 @@ def test_each_size_gives_unit_normals_albedo_and_light(name, tmp_path):
     with torch.no_grad():
         assert torch.allclose(again(torch.full((1, 3, 64, 64), 0.5))["normals"],
                               net(torch.full((1, 3, 64, 64), 0.5))["normals"], atol=2e-2)
+
+
+def test_the_fast_size_runs_and_learns_its_wider_crops_at_half_the_side():
+    """The fast size's wider crops are cut at half its input side (the pipeline, crop_sides); in
+    training every other batch comes at that side: maps area-resampled, normals unit, light kept."""
+    assert models.create_model("fast").config.wide_size == 256 == models.create_model("quality").config.wide_size / 2
+    normals = torch.nn.functional.normalize(torch.randn(2, 3, 8, 8), dim=1)
+    batch = {"image": torch.rand(2, 3, 8, 8), "normals": normals, "valid": torch.ones(2, 1, 8, 8),
+             "light": torch.rand(2, 9, 3)}
+    half = at_side(batch, 4)
+    assert half["image"].shape == (2, 3, 4, 4)
+    assert torch.allclose(half["image"][..., 0, 0], batch["image"][..., :2, :2].mean((-2, -1)))
+    assert torch.allclose(half["normals"].norm(dim=1), torch.ones(2, 4, 4)) and half["light"] is batch["light"]
+    assert at_side(batch, 8)["image"] is batch["image"]
 
 
 @pytest.mark.parametrize("name", sorted(models.SIZES))
