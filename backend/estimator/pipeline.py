@@ -145,6 +145,15 @@ class NormalMap:
                                             # beyond the people); None: to be fitted
     light: intrinsics.Light | None = None   # a v3 model's, in the normals' frame; None: to be fitted
 
+    def albedo_and_light(self, image: np.ndarray, *, albedo: bool = True) -> tuple[np.ndarray | None,
+                                                                                 intrinsics.Light]:
+        """The model's albedo and light or, for a normals-only model, fitted to the photo `image`
+        (the albedo: None unless asked for, fitting it costs a pass over the photo)."""
+        if self.light is not None:
+            return self.albedo, self.light
+        light = intrinsics.fit_light(image, self.normals, intrinsics.skin(self.faces, self.mask))
+        return (intrinsics.albedo(image, self.normals, light) if albedo else None), light
+
 
 @dataclasses.dataclass
 class CropMap:
@@ -339,10 +348,7 @@ class Estimator:
         if "mask" in maps:
             result.mask = mask_to_uint8(found.mask)
         if "light" in maps or "albedo" in maps:
-            light, albedo = found.light, found.albedo
-            if light is None:       # a normals-only model: fitted to the photo
-                light = intrinsics.fit_light(image, found.normals, intrinsics.skin(found.faces, found.mask))
-                albedo = intrinsics.albedo(image, found.normals, light) if "albedo" in maps else None
+            albedo, light = found.albedo_and_light(image, albedo="albedo" in maps)
             if "light" in maps:
                 result.light = light
             if "albedo" in maps and albedo is not None:

@@ -6,8 +6,9 @@ relights: backend/training/pictures.py; albedo and height as the service makes t
 estimator/intrinsics.py): `astronaut.png` (scikit-image's astronaut) and, with --portraits,
 `<stem>.png` for each named portrait.  The names must be held-out portraits
 (backend/training/portraits/evaluation.txt), so the README never shows a photo the model trained
-on; without names, the first two of that list.  `--weights` picks the model (default: the
-shipped one).  Run it after a new model is shipped and commit the pictures.
+on; without names, the first two of that list.  `--model` and `--weights` pick the model as
+`predict`'s do (default: the one `predict` runs); a v3 model's own albedo is shown, a
+normals-only model's is fitted.  Run it after a new model is shipped and commit the pictures.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--portraits", help="the real portrait folder (../shared/data/portraits); without it, "
                                             "the astronaut only")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help=f"folder (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--weights", help="weights file (default: the shipped model)")
+    parser.add_argument("--model", choices=("auto", "fast", "quality"), default="auto",
+                        help="the model, as predict's --model (default auto)")
+    parser.add_argument("--weights", help="weights file (default: the model's shipped one)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     args = parser.parse_args(argv)
 
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         return _fail(f"{', '.join(missing)}: not found in {folder}")
     try:
-        estimator = Estimator(args.weights, device=args.device)
+        estimator = Estimator(args.weights, device=args.device, model=args.model)
     except (WeightsError, ValueError) as error:
         return _fail(str(error))
 
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             found = estimator.normal_map(photo)
         except NoFaceError as error:
             return _fail(f"{stem}: {error}")
-        light = intrinsics.fit_light(photo, found.normals, intrinsics.skin(found.faces, found.mask))
-        albedo = intrinsics.albedo(photo, found.normals, light)
+        albedo, _ = found.albedo_and_light(photo)
+        assert albedo is not None
         height = intrinsics.height(found.normals, found.mask)
         path = output / f"{stem}.png"
         save_rgb(path, assets_row(photo, found.normals, found.mask, albedo, height))

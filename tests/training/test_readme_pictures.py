@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.core.colour import linear_to_srgb
+from backend.estimator import Estimator
 from backend.tools import readme_pictures
 from backend.training.portraits import evaluation_names, training_names
 
@@ -42,3 +44,14 @@ def test_only_held_out_portraits_are_shown(tmp_path, capsys):
     assert f"{trained_on}: not a held-out portrait" in capsys.readouterr().err
     assert readme_pictures.main(["--portraits", str(tmp_path), evaluation_names()[0]]) == 1
     assert "give two portrait names" in capsys.readouterr().err
+
+
+def test_a_v3_models_pictures_show_its_own_albedo(v3_weights, astronaut, tmp_path, capsys):
+    """With a v3 model the albedo tile is the model's (here the tests' tiny model's), not the photo
+    divided by a fitted light."""
+    out = tmp_path / "pictures"
+    assert readme_pictures.main(["--model", "fast", "--weights", str(v3_weights), "--output", str(out)]) == 0
+    albedo_tile = np.asarray(Image.open(out / "astronaut.png")).astype(int)[:, 512:1024]
+    found = Estimator(v3_weights, model="fast").normal_map(astronaut.astype(np.float32) / 255)
+    expected = np.round(np.clip(linear_to_srgb(found.albedo), 0, 1) * 255)
+    assert found.light.source == "model" and np.abs(albedo_tile - expected).mean() < 1
