@@ -67,10 +67,10 @@ def test_the_light_turns_with_the_photo(v3, astronaut):
     for result in (upright, quarter):
         expected = _turned_in_the_image(V3_LIGHT_DIRECTION, result.faces[0].roll)
         assert _degrees(result.light.direction, expected) < 0.5
-    # The face mesh reads the quarter-turned face's roll 7.3 degrees short (79.4 against -3.3 + 90),
-    # and the light follows the roll it reads: 4.7 degrees off a quarter turn (measured)
-    assert abs(quarter.faces[0].roll - upright.faces[0].roll - 90) < 8
-    assert _degrees(quarter.light.direction, _turned_in_the_image(upright.light.direction, 90)) < 6
+    # the face mesh reads the quarter-turned face's roll within 2 degrees (87.1 against -3.3 + 90),
+    # and the light follows the roll it reads
+    assert abs(quarter.faces[0].roll - upright.faces[0].roll - 90) < 2
+    assert _degrees(quarter.light.direction, _turned_in_the_image(upright.light.direction, 90)) < 2
 
     [camera] = v3.estimate([Photo(astronaut, EstimateOptions(outputs=("light",), focal_35mm=24.0))])
     focal = frames.focal_pixels(24.0, 512, 512)
