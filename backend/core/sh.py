@@ -22,6 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 COEFFICIENTS = 9
+# fit() holds bands 1 and 2 near zero unless the pixels ask for them (a ridge of this fraction of
+# the pixels' total weight per coefficient): where the normals span little, a nearly flat patch,
+# those bands are nearly collinear with the constant one, and plain least squares gave
+# coefficients a hundred times the light's, wild beyond those normals (stronger ridges: docs/
+# relighting.md, measured; they bias an exactly lit sphere's light by 8-22 degrees)
+FIT_RIDGE = 1e-5
 # Ramamoorthi and Hanrahan's irradiance constants (the cosine lobe's convolution folded in)
 C1, C2, C3, C4, C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
 # The real spherical harmonics' normalisations, bands 0 to 2
@@ -113,9 +119,13 @@ def fit(normals: np.ndarray, values: np.ndarray, weights: np.ndarray | None = No
     prior = np.ones(len(design)) if weights is None else np.asarray(weights, np.float64)
     robust = np.ones_like(prior)
     coefficients = np.zeros((COEFFICIENTS, values.shape[1]))
+    held = np.diag([0.0] + [1.0] * (COEFFICIENTS - 1))     # bands 1 and 2, not the constant
     for _ in range(rounds):
         w = np.sqrt(prior * robust)[:, None]
-        coefficients = np.linalg.lstsq(design * w, values * w, rcond=None)[0]
+        penalty = np.sqrt(FIT_RIDGE * float((w ** 2).sum())) * held
+        coefficients = np.linalg.lstsq(np.vstack([design * w, penalty]),
+                                       np.vstack([values * w, np.zeros((COEFFICIENTS, values.shape[1]))]),
+                                       rcond=None)[0]
         residual = np.abs(values - design @ coefficients).mean(axis=1)
         scale = 2.385 * max(float(np.median(residual)), 1e-6)   # Cauchy's constant x the median
         robust = 1 / (1 + (residual / scale) ** 2)

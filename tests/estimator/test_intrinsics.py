@@ -32,6 +32,24 @@ def test_the_fitted_light_and_albedo_recover_a_lit_sphere():
     assert albedo[lit].std(0).mean() / albedo[lit].mean() < 0.15 < photo[lit].std(0).mean() / photo[lit].mean()
 
 
+def test_a_nearly_flat_patch_gives_a_tame_light_not_a_wild_one():
+    """Skin normals within a degree of the camera axis (a flat-looking face) barely tell the
+    light's bands apart: the fit explains the patch and stays near the light's size, so its
+    shading beyond the patch (hair, clothes) and the albedo there stay sane (plain least squares
+    gave coefficients a hundred times the light's)."""
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(40, 40, 3)) * [0.015, 0.015, 0] + [0, 0, 1]
+    normals = (normals / np.linalg.norm(normals, axis=-1, keepdims=True)).astype(np.float32)
+    light = sh.project_light((0.5, 0.3, 0.8), (1.0, 1.0, 1.0)) + sh.project_light((0, 0, 1), (0.3, 0.3, 0.3))
+    shading = sh.shade(normals, light) * (1 + 0.02 * rng.standard_normal((40, 40, 1)))
+    photo = linear_to_srgb(np.clip(0.5 * shading, 0, 1))
+    fitted = intrinsics.fit_light(photo, normals, np.ones((40, 40), bool))
+    scaled = light / sh.shade(normals, light).mean()      # the fit's shading averages 1 on the patch
+    assert np.abs(fitted.coefficients).max() < 5 * np.abs(scaled).max()
+    sideways = sh.shade(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0]]), fitted.coefficients)
+    assert np.all(np.abs(sideways) < 5)
+
+
 def test_a_models_crop_lights_make_one_light_of_the_photo():
     """Two crops of a face, turned differently, each light with its own brightness and colour (the
     scale its albedo is known up to): turned back, they are the photo's light, scaled so that the
