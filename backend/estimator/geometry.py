@@ -204,7 +204,6 @@ def window_fade(crop: Crop, crop_size: int, border: float, height: int, width: i
     ramp = np.clip((steps + 0.5) / (border * crop_size), 0, 1).astype(np.float32)
     along = (steps + 0.5) / crop_size      # unit positions along an edge, pixel centres
     to_photo = crop.from_unit()
-
     margin = border * crop.side / 4
 
     def in_photo(units: np.ndarray) -> np.ndarray:

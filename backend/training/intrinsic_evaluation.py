@@ -75,11 +75,10 @@ def runner(model: Network, device: torch.device) -> Callable[..., Outputs]:
                 maps = F.interpolate(maps.float(), size=(size, size), mode="bilinear", align_corners=False)
             return maps[0].permute(1, 2, 0).float().cpu().numpy()
 
-        found = {"normals": back(F.normalize(out["normals"].float(), dim=1))}
+        normals = back(out["normals"])      # unit again after the resize
+        found = {"normals": normals / np.linalg.norm(normals, axis=-1, keepdims=True)}
         if "albedo" in out:
             found["albedo"], found["light"] = back(out["albedo"]), out["light"][0].float().cpu().numpy()
-        if side != size:
-            found["normals"] /= np.linalg.norm(found["normals"], axis=-1, keepdims=True)
         return found
     return run
 
